@@ -1,0 +1,5 @@
+"""Entry point for ``python -m mlptrain``."""
+
+from mlptrain.cli import main
+
+main()
