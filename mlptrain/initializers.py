@@ -1,0 +1,97 @@
+"""The table of weight initializers: name -> how to draw a ``(fan_in, fan_out)`` matrix.
+
+All the named schemes are one variance-scaling rule (as in JAX): draw weights
+with variance ``scale / n`` where ``n`` is the fan-in, the fan-out or their mean,
+from a normal or a uniform distribution. ``uniform`` and ``normal`` are the
+plain fixed-scale schemes of the original experiment: U(-r, r) with
+``init_range = r`` and N(0, s^2) with ``init_std = s``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlptrain.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Initializer:
+    """One row of the table.
+
+    ``parameter`` names the config key this scheme needs (``init_range`` or
+    ``init_std``), or None for the variance-scaling schemes, whose scale
+    follows from the layer's fan-in/fan-out.
+    """
+
+    name: str
+    distribution: str  # "uniform" or "normal"
+    scale: float = 1.0
+    mode: str = "fan_in"  # "fan_in", "fan_out" or "fan_avg"
+    parameter: str | None = None
+    description: str = ""
+
+    def std(self, fan_in: int, fan_out: int, init_range: float | None, init_std: float | None) -> float:
+        """Standard deviation of the weights this scheme draws for one layer."""
+        if self.parameter == "init_range":
+            return _required(init_range, self) / math.sqrt(3.0)
+        if self.parameter == "init_std":
+            return _required(init_std, self)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        return math.sqrt(self.scale / fan)
+
+    def draw(
+        self,
+        rng: np.random.Generator,
+        fan_in: int,
+        fan_out: int,
+        init_range: float | None = None,
+        init_std: float | None = None,
+        dtype: np.dtype | type = np.float32,
+    ) -> np.ndarray:
+        """A ``(fan_in, fan_out)`` weight matrix drawn from ``rng``."""
+        std = self.std(fan_in, fan_out, init_range, init_std)
+        if self.distribution == "uniform":
+            limit = std * math.sqrt(3.0)  # U(-l, l) has variance l^2 / 3
+            weights = rng.uniform(-limit, limit, size=(fan_in, fan_out))
+        else:
+            weights = rng.normal(0.0, std, size=(fan_in, fan_out))
+        return weights.astype(dtype, copy=False)
+
+
+def _required(value: float | None, init: Initializer) -> float:
+    if value is None:
+        raise ConfigError(f"init {init.name!r} needs {init.parameter}; give --{init.parameter.replace('_', '-')}")
+    return value
+
+
+INITIALIZERS: dict[str, Initializer] = {
+    init.name: init
+    for init in (
+        Initializer("uniform", "uniform", parameter="init_range", description="U(-r, r), r = init_range"),
+        Initializer("normal", "normal", parameter="init_std", description="N(0, s^2), s = init_std"),
+        Initializer("glorot-uniform", "uniform", 1.0, "fan_avg", description="Glorot/Xavier, uniform"),
+        Initializer("glorot-normal", "normal", 1.0, "fan_avg", description="Glorot/Xavier, normal"),
+        Initializer("he-uniform", "uniform", 2.0, "fan_in", description="He/Kaiming, uniform"),
+        Initializer("he-normal", "normal", 2.0, "fan_in", description="He/Kaiming, normal"),
+        Initializer("lecun-normal", "normal", 1.0, "fan_in", description="LeCun, normal"),
+    )
+}
+
+# What "no --init given" means for each activation family: He keeps the
+# variance of ReLU-like units (half of them are off), Glorot keeps
+# logistic/tanh units near their linear region.
+DEFAULT_INIT_FOR_FAMILY: dict[str, str] = {
+    "relu": "he-normal",
+    "saturating": "glorot-uniform",
+    "linear": "glorot-uniform",
+}
+
+
+def get_initializer(name: str) -> Initializer:
+    """Look an initializer up by name; ConfigError lists the choices."""
+    if name not in INITIALIZERS:
+        raise ConfigError(f"unknown init {name!r}; choose one of: {', '.join(INITIALIZERS)}")
+    return INITIALIZERS[name]

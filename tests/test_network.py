@@ -1,0 +1,118 @@
+"""The shared core: activation derivatives, initializer scales, whole-network gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlptrain.activations import ACTIVATIONS, ALIASES, get_activation
+from mlptrain.errors import ConfigError
+from mlptrain.initializers import INITIALIZERS, get_initializer
+from mlptrain.network import Network, forward, init_network, loss_and_gradients, softmax_cross_entropy
+
+GRADCHECK_INITS = ["he-normal", "glorot-uniform", "uniform"]
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_derivative_matches_central_differences(name: str) -> None:
+    act = ACTIVATIONS[name]
+    # Stay clear of the kinks at 0 (relu family), where the derivative is one-sided.
+    z = np.concatenate([np.linspace(-6, -0.05, 40), np.linspace(0.05, 6, 40)])
+    eps = 1e-6
+    numeric = (act.function(z + eps) - act.function(z - eps)) / (2 * eps)
+    np.testing.assert_allclose(act.derivative(z, act.function(z)), numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_keeps_shape_and_dtype(name: str) -> None:
+    act = ACTIVATIONS[name]
+    z = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+    a = act.function(z)
+    assert a.shape == z.shape and a.dtype == np.float32
+    assert act.derivative(z, a).dtype == np.float32
+
+
+def test_logistic_does_not_overflow() -> None:
+    act = get_activation("sigmoid")
+    with np.errstate(all="raise"):
+        out = act.function(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_allclose(out, [0.0, 0.5, 1.0])
+
+
+def test_aliases_resolve_and_unknown_lists_choices() -> None:
+    for alias, canonical in ALIASES.items():
+        assert get_activation(alias).name == canonical
+    with pytest.raises(ConfigError, match="choose one of: logistic, tanh, relu"):
+        get_activation("swish")
+
+
+@pytest.mark.parametrize("name", [n for n, i in INITIALIZERS.items() if i.parameter is None])
+def test_variance_scaling_initializers_have_their_std(name: str) -> None:
+    init = INITIALIZERS[name]
+    w = init.draw(np.random.default_rng(0), 400, 300)
+    assert w.shape == (400, 300) and w.dtype == np.float32
+    assert w.std() == pytest.approx(init.std(400, 300, None, None), rel=0.02)
+
+
+def test_uniform_and_normal_use_their_parameter() -> None:
+    rng = np.random.default_rng(0)
+    w = get_initializer("uniform").draw(rng, 200, 200, init_range=0.01)
+    assert np.abs(w).max() <= 0.01 and np.abs(w).max() > 0.0099
+    w = get_initializer("normal").draw(rng, 200, 200, init_std=0.3)
+    assert w.std() == pytest.approx(0.3, rel=0.02)
+    with pytest.raises(ConfigError, match="needs init_range"):
+        get_initializer("uniform").draw(rng, 2, 2)
+
+
+def test_he_normal_std_is_sqrt_two_over_fan_in() -> None:
+    assert get_initializer("he-normal").std(784, 256, None, None) == pytest.approx(np.sqrt(2 / 784))
+    assert get_initializer("glorot-uniform").std(784, 256, None, None) == pytest.approx(np.sqrt(2 / (784 + 256)))
+
+
+def _flat_loss(net: Network, x: np.ndarray, y: np.ndarray) -> float:
+    return softmax_cross_entropy(forward(net, x).logits, y)[0]
+
+
+@pytest.mark.parametrize("init", GRADCHECK_INITS)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_network_gradient_matches_central_differences(activation: str, init: str) -> None:
+    """The whole network's loss gradient, every parameter, against finite differences."""
+    rng = np.random.default_rng(42)
+    net = init_network([5, 4, 3, 3], activation, get_initializer(init), rng,
+                       init_range=0.8, bias_init=0.1, dtype=np.float64)
+    x = rng.normal(size=(6, 5))
+    y = rng.integers(0, 3, size=6)
+    _, grads, _ = loss_and_gradients(net, x, y)
+    eps = 1e-6
+    for param, grad in zip(net.parameters(), grads):
+        assert grad.shape == param.shape
+        numeric = np.zeros_like(param)
+        for i in np.ndindex(param.shape):
+            saved = param[i]
+            param[i] = saved + eps
+            plus = _flat_loss(net, x, y)
+            param[i] = saved - eps
+            minus = _flat_loss(net, x, y)
+            param[i] = saved
+            numeric[i] = (plus - minus) / (2 * eps)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_softmax_regression_without_hidden_layers() -> None:
+    rng = np.random.default_rng(0)
+    net = init_network([4, 3], "relu", get_initializer("glorot-normal"), rng, dtype=np.float64)
+    loss, grads, logits = loss_and_gradients(net, rng.normal(size=(5, 4)), np.array([0, 1, 2, 0, 1]))
+    assert logits.shape == (5, 3) and len(grads) == 2 and loss > 0
+
+
+def test_cross_entropy_is_stable_and_exact() -> None:
+    logits = np.array([[1000.0, 0.0], [0.0, 0.0]])
+    loss, grad = softmax_cross_entropy(logits, np.array([0, 1]))
+    assert loss == pytest.approx(np.log(2) / 2)
+    np.testing.assert_allclose(grad, [[0.0, 0.0], [0.25, -0.25]], atol=1e-12)
+
+
+def test_sizes_and_parameters_order() -> None:
+    net = init_network([6, 5, 4, 2], "tanh", get_initializer("he-uniform"), np.random.default_rng(0))
+    assert net.sizes == [6, 5, 4, 2]
+    assert [p.shape for p in net.parameters()] == [(6, 5), (5,), (5, 4), (4,), (4, 2), (2,)]
