@@ -1,0 +1,56 @@
+"""Atomic file writes: the one way mlptrain puts a file on disk.
+
+The content goes to a temporary file in the target's directory, is flushed
+to disk, optionally checked, and only then renamed over the target with
+``os.replace`` (atomic on POSIX and Windows). A crash, an exception or a
+failed check leaves the old file (or none) and no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Callable
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(
+    path: Path,
+    write: Callable[[IO[bytes]], None],
+    verify: Callable[[Path], None] | None = None,
+    suffix: str = ".tmp",
+) -> None:
+    """Call ``write`` on a temporary file beside ``path``, ``verify`` it, then move it into place.
+
+    Raises whatever ``write`` or ``verify`` raise, and OSError for I/O failures.
+    """
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    tmp = Path(tmp_name)
+    try:
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; data and results are for sharing
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if verify is not None:
+            verify(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a no-op after os.replace; cleans up on any failure
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks (never the whole file at once)."""
+    # md5 only identifies files here; usedforsecurity keeps FIPS builds happy.
+    digest = hashlib.new(algorithm, usedforsecurity=False)
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
