@@ -1,0 +1,361 @@
+"""The command line: a thin Click shell over the library.
+
+This is the only module that knows about the terminal. Library errors
+(``MlptrainError``) become one ``Error: …`` line and the error's exit status;
+the fit flags are generated from ``config.FIELDS`` so the table, the flags and
+their validation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import click
+
+from mlptrain import __version__
+from mlptrain.config import FIELDS, Config, Field
+from mlptrain.errors import MlptrainError
+
+EXIT_GATE_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+class _Failure(click.ClickException):
+    """A library error on its way out as ``Error: …`` with its own exit status."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlptrainError as exc:
+            raise _Failure(str(exc), exc.exit_code) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mlptrain")
+def cli() -> None:
+    """Train multilayer perceptrons on MNIST-family data with nothing but NumPy.
+
+    \b
+    Example:
+        mlptrain fit --activation relu --init-range 0.5 --epochs 3
+        mlptrain eval runs/<run>
+    """
+
+
+def main() -> None:
+    """Console entry point: Click's handling plus a clean exit on Ctrl-C."""
+    try:
+        cli.main(prog_name="mlptrain")
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# --- options shared by the commands that touch data -------------------------------
+
+
+def data_options(f: Callable) -> Callable:
+    """--data-dir, --mirror and --quiet, with their environment variables."""
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")(f)
+    f = click.option(
+        "--mirror", envvar="MLPTRAIN_MIRROR", metavar="URL",
+        help="Fetch data from this base URL, file:// URL or directory instead of the "
+        "public mirrors [env: MLPTRAIN_MIRROR].",
+    )(f)
+    return click.option(
+        "--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Download cache [env: MLPTRAIN_DATA_DIR].",
+    )(f)
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def download_progress(quiet: bool):
+    """A ProgressFactory drawing tqdm byte bars on stderr, or None when they would be noise."""
+    if not _show_progress(quiet):
+        return None
+    from tqdm import tqdm
+
+    @contextmanager
+    def progress(desc: str, total: int | None) -> Iterator[Callable[[int], object]]:
+        with tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False) as bar:
+            yield bar.update
+
+    return progress
+
+
+def load_data(dataset: str, data_dir: Path, mirror: str | None, quiet: bool):
+    """Locate (downloading if needed) and load a data set."""
+    from mlptrain.data import load_dataset, locate
+
+    directory = locate(dataset, data_dir, mirror, download_progress(quiet))
+    return load_dataset(directory, dataset), directory
+
+
+# --- fit ------------------------------------------------------------------------------
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _click_type(field: Field) -> Any:
+    if field.choices is not None:
+        return click.Choice(field.choices())
+    return {int: click.INT, float: click.FLOAT}.get(field.kind, click.STRING)
+
+
+def config_options(f: Callable) -> Callable:
+    """One flag per config key, from ``FIELDS``; unset flags stay None (the file or default wins)."""
+    defaults = Config().to_dict()
+    for key, field in reversed(FIELDS.items()):
+        default = defaults[key]
+        shown = "" if default is None else f" [default: {default if key != 'hidden' else ','.join(map(str, default))}]"
+        f = click.option(_flag(key), key, type=_click_type(field), default=None, help=field.help + shown)(f)
+    return f
+
+
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML file of config keys; flags override it.")
+@config_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory to create [default: runs/<time>-<activation>-<init>].")
+@data_options
+def fit(config_file: Path | None, out: Path | None, data_dir: Path, mirror: str | None,
+        quiet: bool, **flags: Any) -> None:
+    """Train a network and write a run directory.
+
+    Flags override the keys of --config; the fully resolved config is saved in
+    the run. The --init, --init-range and --init-std flags replace the file's
+    init settings as a group.
+
+    \b
+    Examples:
+        mlptrain fit --epochs 3
+        mlptrain fit --activation relu --init-range 0.5
+        mlptrain fit --config configs/logistic.yaml --seed 2 --out runs/logistic-s2
+    """
+    from mlptrain.experiment import run_fit
+
+    config = _resolve_config(config_file, flags)
+    data, directory = load_data(config.dataset, data_dir, mirror, quiet)
+    run_fit(config, data, directory, out, _FitReporter(quiet))
+
+
+def _resolve_config(config_file: Path | None, flags: dict[str, Any]) -> Config:
+    from mlptrain.config import build_config, default_init, load_config_file, merge
+
+    file_values = load_config_file(config_file) if config_file else {}
+    given = {key: value for key, value in flags.items() if value is not None}
+    sources = {key: str(config_file) for key in file_values} | {key: _flag(key) for key in given}
+    config = build_config(merge(file_values, given), sources)
+    if config.init is None:
+        config = default_init(config)
+        click.echo(
+            f"init: {config.init} (the default for {config.activation}; "
+            "choose another with --init or --init-range)", err=True,
+        )
+    return config
+
+
+class _FitReporter:
+    """What ``run_fit`` tells the user: epoch lines on stdout, a batch bar on stderr."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._bar = None
+
+    def batch(self, done: int, total: int) -> None:
+        if not _show_progress(self.quiet):
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="batch", leave=False)
+        self._bar.update(1)
+        if done == total:
+            self._bar.close()
+            self._bar = None
+
+    def epoch(self, m: dict[str, float], epochs: int) -> None:
+        if self.quiet:
+            return
+        val = f"  val loss {m['val_loss']:.4f} acc {m['val_acc']:.2%}" if "val_acc" in m else ""
+        click.echo(
+            f"epoch {m['epoch']:>{len(str(epochs))}}/{epochs}  train loss {m['train_loss']:.4f} "
+            f"acc {m['train_acc']:.2%}{val}  lr {m['lr']:g}  {m['seconds']:.1f}s"
+        )
+
+    def done(self, summary: dict[str, Any]) -> None:
+        test = summary["test"]
+        click.echo(f"test accuracy {test['accuracy']:.2%}  loss {test['loss']:.4f}")
+        click.echo(f"run directory: {summary['run_dir']}  (evaluate: mlptrain eval {summary['run_dir']})")
+
+
+# --- eval -------------------------------------------------------------------------------
+
+
+@cli.command("eval")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--dataset", help="Evaluate on this data set instead of the one the run trained on "
+              "(same image size).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
+@click.option("--min-accuracy", type=click.FloatRange(0, 100), metavar="X",
+              help="Exit with status 3 when test accuracy is below X (a fraction like 0.97, "
+              "or a percentage like 97).")
+@data_options
+def eval_(run_dir: Path, dataset: str | None, as_json: bool, min_accuracy: float | None,
+          data_dir: Path, mirror: str | None, quiet: bool) -> None:
+    """Evaluate a run's weights on a test set and write RUN_DIR/eval.json.
+
+    Prints accuracy, loss, per-class accuracy and the confusion matrix.
+
+    \b
+    Examples:
+        mlptrain eval runs/20261127-101500-relu-he-normal
+        mlptrain eval runs/my-run --json --min-accuracy 0.97
+        mlptrain eval runs/my-run --dataset path/to/other-idx-dir
+    """
+    from mlptrain.experiment import evaluate_run
+
+    report = evaluate_run(run_dir, dataset, lambda name: load_data(name, data_dir, mirror, quiet)[0])
+    if as_json:
+        import json
+
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(format_report(report))
+    if report.get("eval_file_error"):
+        click.echo(f"warning: {report['eval_file_error']}", err=True)
+    _check_gate(report["accuracy"], min_accuracy)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The eval results as a readable table: totals, per-class accuracy, confusion matrix."""
+    confusion = report["confusion"]
+    width = max(5, len(str(max(max(row) for row in confusion))) + 1)
+    lines = [
+        f"{report['dataset']} test set, {report['n_samples']} images: "
+        f"accuracy {report['accuracy']:.2%}  loss {report['loss']:.4f}",
+        "",
+        "class  accuracy  " + "".join(f"{c:>{width}}" for c in range(len(confusion))) + "   <- predicted",
+    ]
+    for c, (acc, row) in enumerate(zip(report["per_class_accuracy"], confusion)):
+        shown = "     -" if acc is None else f"{acc:>7.2%}"
+        lines.append(f"{c:>5}  {shown:>8}  " + "".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)
+
+
+def _check_gate(accuracy: float, min_accuracy: float | None) -> None:
+    if min_accuracy is None:
+        return
+    threshold = min_accuracy / 100 if min_accuracy > 1 else min_accuracy
+    if accuracy < threshold:
+        click.echo(f"Error: test accuracy {accuracy:.2%} is below --min-accuracy {threshold:.2%}", err=True)
+        sys.exit(EXIT_GATE_FAILED)
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def data() -> None:
+    """Download, verify and list the cached data sets.
+
+    \b
+    Example:
+        mlptrain data download --dataset fashion-mnist
+    """
+
+
+def _dataset_names() -> list[str]:
+    from mlptrain.datasets import DATASETS
+
+    return list(DATASETS)
+
+
+@data.command()
+@click.option("--dataset", "datasets", multiple=True, default=["mnist"], show_default=True,
+              type=click.Choice(_dataset_names()), help="Data set to fetch (repeatable).")
+@data_options
+def download(datasets: tuple[str, ...], data_dir: Path, mirror: str | None, quiet: bool) -> None:
+    """Fetch data sets into the cache and verify their checksums.
+
+    Files already cached and intact are not fetched again.
+
+    \b
+    Examples:
+        mlptrain data download
+        MLPTRAIN_MIRROR=/mnt/datasets/mnist mlptrain data download --dataset mnist
+    """
+    from mlptrain.datasets import DATASETS
+    from mlptrain.download import ensure_dataset
+
+    for name in datasets:
+        directory = ensure_dataset(DATASETS[name], data_dir, mirror=mirror, progress=download_progress(quiet))
+        click.echo(f"{name}: verified in {directory}")
+
+
+@data.command()
+@click.option("--dataset", "datasets", multiple=True, type=click.Choice(_dataset_names()),
+              help="Data set to check (repeatable) [default: every cached one].")
+@click.option("--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Download cache [env: MLPTRAIN_DATA_DIR].")
+def verify(datasets: tuple[str, ...], data_dir: Path) -> None:
+    """Check the cached files against their published checksums (exit 1 if any fail).
+
+    \b
+    Example:
+        mlptrain data verify --dataset mnist
+    """
+    from mlptrain.datasets import DATASETS
+    from mlptrain.download import cache_status
+
+    names = datasets or [n for n in DATASETS if any(s.present for s in cache_status(DATASETS[n], data_dir))]
+    bad = []
+    for name in names:
+        for status in cache_status(DATASETS[name], data_dir):
+            state = "ok" if status.verified else "MISSING" if not status.present else "CORRUPT"
+            click.echo(f"{name:<14} {status.name:<28} {state}")
+            bad += [] if status.verified else [f"{name}/{status.name}"]
+    if not names:
+        click.echo(f"no data sets cached in {data_dir}; run: mlptrain data download")
+    if bad:
+        raise _Failure(f"{len(bad)} file(s) missing or corrupt; run: mlptrain data download", 1)
+
+
+@data.command("list")
+@click.option("--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Download cache [env: MLPTRAIN_DATA_DIR].")
+def list_(data_dir: Path) -> None:
+    """List the known data sets and what of each is cached (size, verified or not).
+
+    \b
+    Example:
+        mlptrain data list --data-dir ~/mlptrain-data
+    """
+    from mlptrain.datasets import DATASETS
+    from mlptrain.download import cache_status
+
+    click.echo(f"{'dataset':<14} {'files':>5} {'MB':>7}  state         description")
+    for name, spec in DATASETS.items():
+        statuses = cache_status(spec, data_dir)
+        present = [s for s in statuses if s.present]
+        size = sum(s.size or 0 for s in present) / 1e6
+        state = ("verified" if all(s.verified for s in statuses) else "CORRUPT" if any(
+            s.present and not s.verified for s in statuses) else "partial" if present else "not cached")
+        click.echo(f"{name:<14} {len(present):>3}/4 {size:>7.1f}  {state:<13} {spec.description}")
+    click.echo(f"cache: {data_dir.resolve()}")

@@ -1,0 +1,285 @@
+"""The training configuration: a frozen dataclass, loaded from YAML, overridden by flags, validated.
+
+Every key is described once in ``FIELDS`` (its type, its allowed range and a
+one-line help text); the YAML loader, the validation, the CLI's flag help and
+the tests all read that table. Validation happens before any work: a bad value
+never reaches the data or the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from mlptrain.activations import activation_names, get_activation
+from mlptrain.errors import ConfigError
+from mlptrain.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, get_initializer
+from mlptrain.optimizers import OPTIMIZERS
+
+DTYPES = ("float32", "float64")
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides a run's numbers (the data location is not part of it)."""
+
+    dataset: str = "mnist"
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    init: str | None = None  # None: chosen from the activation, see resolve_init
+    init_range: float | None = None
+    init_std: float | None = None
+    bias_init: float = 0.0
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    batch_size: int = 128
+    epochs: int = 10
+    val_size: int = 5000
+    seed: int = 0
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only, ready for YAML/JSON (``hidden`` as a list)."""
+        values = dataclasses.asdict(self)
+        values["hidden"] = list(self.hidden)
+        return values
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one config key is parsed and checked."""
+
+    parse: Callable[[Any], Any]  # raises ValueError with the allowed values
+    help: str
+    optional: bool = False  # may be null
+    kind: type = str  # what a command-line flag for this key parses its text as
+    choices: Callable[[], list[str]] | None = None  # the allowed names, for choice keys
+
+
+def _number(low: float, high: float, low_open: bool = False, high_open: bool = False):
+    def parse(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"a number in {_interval(low, high, low_open, high_open)}")
+        if (value < low or (low_open and value == low)) or (value > high or (high_open and value == high)):
+            raise ValueError(f"a number in {_interval(low, high, low_open, high_open)}")
+        return float(value)
+
+    return parse
+
+
+def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def _integer(low: int, high: int):
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _choice(choices: Callable[[], list[str]], canonical: Callable[[str], str] = lambda s: s):
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or value not in choices():
+            raise ValueError(f"one of: {', '.join(choices())}")
+        return canonical(value)
+
+    return parse
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a non-empty string")
+    return value
+
+
+def parse_hidden(value: Any) -> tuple[int, ...]:
+    """Hidden widths from a list, a comma string ``"256,256"``, one int, or ``""``/``0`` (none)."""
+    allowed = 'positive layer widths, e.g. [256, 256] or "256,256" ("" or 0 for no hidden layer)'
+    if value in ("", 0, "0", None) or value == []:
+        return ()
+    if isinstance(value, str):
+        try:
+            value = [int(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError(allowed) from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100_000 for v in value
+    ):
+        raise ValueError(allowed)
+    return tuple(value)
+
+
+def _names(table: Mapping[str, Any]) -> Callable[[], list[str]]:
+    return lambda: list(table)
+
+
+def _choice_field(
+    choices: Callable[[], list[str]], help: str, canonical: Callable[[str], str] = lambda s: s,
+    optional: bool = False,
+) -> Field:
+    return Field(_choice(choices, canonical), help, optional, choices=choices)
+
+
+FIELDS: dict[str, Field] = {
+    "dataset": Field(_text, "data set: mnist, fashion-mnist, kmnist, or a directory of IDX files"),
+    "hidden": Field(parse_hidden, 'hidden layer widths, e.g. 256,256 ("" for none)'),
+    "activation": _choice_field(
+        activation_names, "hidden-unit activation", lambda s: get_activation(s).name
+    ),
+    "init": _choice_field(
+        _names(INITIALIZERS),
+        "weight initializer (default: he-normal for the relu family, glorot-uniform otherwise)",
+        optional=True,
+    ),
+    "init_range": Field(
+        _number(0, 100, low_open=True), "r of the uniform init U(-r, r); alone it means --init uniform", True, float
+    ),
+    "init_std": Field(
+        _number(0, 100, low_open=True), "std of the normal init N(0, s^2); alone it means --init normal", True, float
+    ),
+    "bias_init": Field(_number(-100, 100), "initial value of every bias", kind=float),
+    "optimizer": _choice_field(_names(OPTIMIZERS), "update rule"),
+    "lr": Field(_number(0, 10, low_open=True), "learning rate", kind=float),
+    "momentum": Field(_number(0, 1, high_open=True), "SGD momentum", kind=float),
+    "batch_size": Field(_integer(1, 1_000_000), "minibatch size", kind=int),
+    "epochs": Field(_integer(1, 100_000), "passes over the training set", kind=int),
+    "val_size": Field(_integer(0, 10_000_000), "training images held out for validation (0: none)", kind=int),
+    "seed": Field(_integer(0, MAX_SEED), "seed for the init, the validation split and the shuffles", kind=int),
+    "dtype": _choice_field(lambda: list(DTYPES), "floating-point type of the maths"),
+}
+assert set(FIELDS) == {f.name for f in dataclasses.fields(Config)}, "FIELDS must describe every Config key"
+
+
+def normalize_key(key: str) -> str:
+    """YAML keys may be spelled like flags (``init-range``) or like Python (``init_range``)."""
+    return key.replace("-", "_")
+
+
+def build_config(values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> Config:
+    """Validate ``values`` (already-normalized keys) and return a Config.
+
+    ``sources`` says where each value came from (e.g. ``"--lr"`` or a file
+    name) so the error can point at it.
+    """
+    sources = sources or {}
+    parsed: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in FIELDS:
+            raise ConfigError(_unknown_key_message(key, sources.get(key)))
+        field = FIELDS[key]
+        if value is None and field.optional:
+            parsed[key] = None
+            continue
+        try:
+            parsed[key] = field.parse(value)
+        except ValueError as exc:
+            where = f" (from {sources[key]})" if key in sources else ""
+            raise ConfigError(f"invalid {key}{where}: got {value!r}, expected {exc}") from None
+    return resolve_init(Config(**parsed))
+
+
+def _unknown_key_message(key: str, source: str | None) -> str:
+    where = f" in {source}" if source else ""
+    close = difflib.get_close_matches(key, list(FIELDS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(FIELDS)}"
+    return f"unknown config key {key!r}{where}{hint}"
+
+
+def resolve_init(config: Config) -> Config:
+    """Check the init settings agree; infer ``uniform``/``normal`` from a lone range/std.
+
+    Leaves ``init=None`` when nothing was given: ``default_init`` then picks
+    one from the activation (and the CLI says which).
+    """
+    init, r, s = config.init, config.init_range, config.init_std
+    if r is not None and s is not None:
+        raise ConfigError("give init_range (uniform init) or init_std (normal init), not both")
+    if init is None and r is not None:
+        init = "uniform"
+    elif init is None and s is not None:
+        init = "normal"
+    if init is not None:
+        needed = get_initializer(init).parameter
+        given = "init_range" if r is not None else "init_std" if s is not None else None
+        if needed != given:
+            raise ConfigError(_init_mismatch(init, needed, given))
+    return dataclasses.replace(config, init=init)
+
+
+def _init_mismatch(init: str, needed: str | None, given: str | None) -> str:
+    if needed is not None:
+        return f"init {init!r} needs {needed} (--{needed.replace('_', '-')})"
+    return f"{given} applies only to init {'uniform' if given == 'init_range' else 'normal'!r}, not {init!r}"
+
+
+def default_init(config: Config) -> Config:
+    """Fill in the init from the activation's family when none was given."""
+    if config.init is not None:
+        return config
+    family = get_activation(config.activation).family
+    return dataclasses.replace(config, init=DEFAULT_INIT_FOR_FAMILY[family])
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML config into a dict with normalized keys; ConfigError on any problem."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of keys to values, got {type(data).__name__}")
+    return _normalized(data, path)
+
+
+def _normalized(data: dict[Any, Any], path: Path) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"config file {path}: key {key!r} is not a string")
+        name = normalize_key(key)
+        if name in values:
+            raise ConfigError(f"config file {path}: key {name!r} is given twice")
+        values[name] = value
+    return values
+
+
+INIT_GROUP = ("init", "init_range", "init_std")
+
+
+def merge(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]) -> dict[str, Any]:
+    """Flags override the file; the init flags replace the file's init settings as a group.
+
+    So ``--init-range 0.5`` on top of a file with ``init: he-normal`` means a
+    uniform init with r = 0.5, as it would without the file.
+    """
+    merged = dict(file_values)
+    if any(key in flag_values for key in INIT_GROUP):
+        for key in INIT_GROUP:
+            merged.pop(key, None)
+    merged.update(flag_values)
+    return merged
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)

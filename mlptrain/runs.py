@@ -1,0 +1,143 @@
+"""The run directory: ``config.yaml``, ``metrics.jsonl``, ``weights.npz``, ``summary.json``, ``eval.json``.
+
+Every file is written to a temporary name in the same directory and moved
+into place with ``os.replace``, so a crash never leaves a truncated file that
+looks complete. ``summary.json`` is written last: a run directory without it
+did not finish. ``weights.npz`` holds only plain arrays (no pickles), with the
+architecture stored beside the weights so ``eval`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import IO, Any, Callable
+
+import numpy as np
+
+from mlptrain.activations import get_activation
+from mlptrain.errors import ConfigError, RunDirError
+from mlptrain.fsutil import atomic_write
+from mlptrain.network import Network
+
+WEIGHTS_FORMAT = 1
+CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE = "config.yaml", "metrics.jsonl", "weights.npz"
+SUMMARY_FILE, EVAL_FILE = "summary.json", "eval.json"
+
+
+def _write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    try:
+        atomic_write(path, write)
+    except OSError as exc:
+        raise RunDirError(f"cannot write {path}: {exc.strerror or exc}; check free space and permissions") from None
+
+
+def write_text(path: Path, text: str) -> None:
+    _write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
+    """Rewrite ``metrics.jsonl`` whole: one line per epoch, never a half line."""
+    write_text(run_dir / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in history))
+
+
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    import yaml
+
+    write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+
+
+def create_run_dir(out: Path | None, activation: str, init: str, root: Path = Path("runs")) -> Path:
+    """Make the run directory: ``out`` if given (must be new or empty), else a fresh
+    ``root/<timestamp>-<activation>-<init>``."""
+    if out is None:
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{activation}-{init}"
+        out = root / stem
+        suffix = 2
+        while out.exists():
+            out, suffix = root / f"{stem}-{suffix}", suffix + 1
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} already exists and is not an empty directory; choose a new --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create run directory {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def save_weights(path: Path, net: Network, meta: dict[str, Any]) -> None:
+    """Write weights, biases and architecture to ``path`` (atomically, no pickles).
+
+    ``meta`` holds plain strings and numbers (dataset name, image shape…).
+    """
+    arrays: dict[str, np.ndarray] = {
+        "format": np.array(WEIGHTS_FORMAT),
+        "activation": np.array(net.activation.name),
+        "n_layers": np.array(len(net.weights)),
+    }
+    for i, (w, b) in enumerate(zip(net.weights, net.biases)):
+        arrays[f"W{i}"], arrays[f"b{i}"] = w, b
+    for key, value in meta.items():
+        arrays[f"meta_{key}"] = np.array(value)
+    _write(path, lambda f: np.savez(f, **arrays))
+
+
+def load_weights(path: Path) -> tuple[Network, dict[str, Any]]:
+    """Rebuild the network saved by ``save_weights``; RunDirError on any defect."""
+    arrays = _read_npz(path)
+    try:
+        if int(arrays["format"]) != WEIGHTS_FORMAT:
+            raise RunDirError(f"{path}: weights format {int(arrays['format'])} is not supported")
+        activation = get_activation(str(arrays["activation"]))
+        n_layers = int(arrays["n_layers"])
+        weights = [arrays[f"W{i}"] for i in range(n_layers)]
+        biases = [arrays[f"b{i}"] for i in range(n_layers)]
+    except KeyError as exc:
+        raise RunDirError(f"{path} is not an mlptrain weights file: array {exc} is missing") from None
+    except (ValueError, TypeError, ConfigError) as exc:
+        raise RunDirError(f"{path} is not an mlptrain weights file: {exc}") from None
+    _check_shapes(path, weights, biases)
+    meta = {key[5:]: arrays[key].tolist() for key in arrays if key.startswith("meta_")}
+    return Network(weights, biases, activation), meta
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise RunDirError(f"{path} does not exist; is this a finished run directory?")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise RunDirError(f"{path} is unreadable or not an .npz file ({exc}); re-run fit") from None
+
+
+def _check_shapes(path: Path, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:
+    if not weights:
+        raise RunDirError(f"{path} holds no layers")
+    previous = weights[0].shape[0] if weights[0].ndim == 2 else None
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        ok = (
+            w.ndim == 2 and b.ndim == 1 and w.shape[0] == previous and b.shape[0] == w.shape[1]
+            and w.dtype in (np.float32, np.float64) and b.dtype == w.dtype
+        )
+        if not ok:
+            raise RunDirError(
+                f"{path}: layer {i} has weights {w.shape} {w.dtype} and biases {b.shape} {b.dtype}, "
+                "which do not fit together; the file is damaged or not from mlptrain"
+            )
+        previous = w.shape[1]
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path} does not exist; is this a finished run directory?") from None
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path} is unreadable or not JSON: {exc}") from None

@@ -1,0 +1,132 @@
+"""Config loading, validation and the flag/file merge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlptrain.activations import ACTIVATIONS
+from mlptrain.config import FIELDS, Config, build_config, default_init, load_config_file, merge, parse_hidden
+from mlptrain.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_defaults_are_valid_and_round_trip() -> None:
+    config = build_config({})
+    assert config == Config()
+    assert build_config(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("256,256", (256, 256)), ([64], (64,)), (32, (32,)), ("", ()), (0, ()), ([], ()), ("0", ())],
+)
+def test_hidden_forms(value, expected) -> None:
+    assert parse_hidden(value) == expected
+
+
+BAD_VALUES = [
+    ("lr", -0.1), ("lr", 0), ("lr", "fast"), ("lr", float("nan")), ("lr", True), ("lr", [0.1]),
+    ("momentum", 1.0), ("momentum", -0.5),
+    ("batch_size", 0), ("batch_size", 1.5), ("batch_size", "128"),
+    ("epochs", 0), ("epochs", -3), ("val_size", -1), ("seed", -1), ("seed", 2**64),
+    ("hidden", "256,0,10"), ("hidden", [256, -1]), ("hidden", "a,b"), ("hidden", [True]),
+    ("init_range", 0), ("init_range", -0.5), ("init_std", 0),
+    ("activation", "swish"), ("init", "orthogonal"), ("dtype", "float16"), ("optimizer", "lbfgs"),
+    ("dataset", ""), ("dataset", 3),
+]
+
+
+@pytest.mark.parametrize("key, value", BAD_VALUES)
+def test_bad_values_name_the_key(key: str, value) -> None:
+    with pytest.raises(ConfigError, match=f"invalid {key}") as info:
+        build_config({key: value}, {key: "my.yaml"})
+    assert "my.yaml" in str(info.value)
+
+
+def test_null_only_where_optional() -> None:
+    assert build_config({"init": None}).init is None
+    with pytest.raises(ConfigError, match="invalid lr"):
+        build_config({"lr": None})
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    with pytest.raises(ConfigError, match="unknown config key 'epoch'.*did you mean 'epochs'"):
+        build_config({"epoch": 3})
+    with pytest.raises(ConfigError, match="unknown config key 'xyz'.*known keys: dataset, hidden"):
+        build_config({"xyz": 3})
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_default_init_follows_activation_family(activation: str) -> None:
+    config = default_init(build_config({"activation": activation}))
+    expected = "he-normal" if ACTIVATIONS[activation].family == "relu" else "glorot-uniform"
+    assert config.init == expected
+
+
+def test_init_range_alone_means_uniform_and_std_alone_means_normal() -> None:
+    assert build_config({"init_range": 0.5}).init == "uniform"
+    assert build_config({"init_std": 0.1}).init == "normal"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"init": "uniform"}, "needs init_range"),
+        ({"init": "normal"}, "needs init_std"),
+        ({"init": "he-normal", "init_range": 0.1}, "applies only to init 'uniform'"),
+        ({"init_range": 0.1, "init_std": 0.1}, "not both"),
+    ],
+)
+def test_inconsistent_init_settings(values, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_config(values)
+
+
+def test_init_flags_replace_the_files_init_group() -> None:
+    merged = merge({"init": "he-normal", "lr": 0.1}, {"init_range": 0.5})
+    assert build_config(merged).init == "uniform"
+    assert merged["lr"] == 0.1
+
+
+def test_alias_is_stored_canonically() -> None:
+    assert build_config({"activation": "sigmoid"}).activation == "logistic"
+
+
+def test_yaml_file_keys_may_use_hyphens(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("init-range: 0.5\nactivation: relu\nhidden: [64, 32]\n")
+    values = load_config_file(path)
+    assert build_config(values).hidden == (64, 32)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("lr: [0.1\n", "not valid YAML at line"),
+        ("- 1\n- 2\n", "must be a mapping"),
+        ("init_range: 1\ninit-range: 2\n", "given twice"),
+        ("1: 2\n", "is not a string"),
+    ],
+)
+def test_malformed_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config_file(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config_file(tmp_path / "nope.yaml")
+
+
+def test_every_field_has_help() -> None:
+    assert all(field.help for field in FIELDS.values())
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    build_config(load_config_file(path), {})
