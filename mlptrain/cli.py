@@ -281,15 +281,20 @@ def data() -> None:
     """
 
 
-def _dataset_names() -> list[str]:
+def _known_datasets(ctx: click.Context, param: click.Parameter, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Check --dataset names against the DATASETS table as it is now (a usage error: exit 2)."""
     from mlptrain.datasets import DATASETS
 
-    return list(DATASETS)
+    for name in names:
+        if name not in DATASETS:
+            raise click.BadParameter(f"{name!r} is not a known data set; choose from: {', '.join(DATASETS)}")
+    return names
 
 
 @data.command()
 @click.option("--dataset", "datasets", multiple=True, default=["mnist"], show_default=True,
-              type=click.Choice(_dataset_names()), help="Data set to fetch (repeatable).")
+              metavar="NAME", callback=_known_datasets,
+              help="Data set to fetch, as listed by `mlptrain data list` (repeatable).")
 @data_options
 def download(datasets: tuple[str, ...], data_dir: Path, mirror: str | None, quiet: bool) -> None:
     """Fetch data sets into the cache and verify their checksums.
@@ -310,7 +315,7 @@ def download(datasets: tuple[str, ...], data_dir: Path, mirror: str | None, quie
 
 
 @data.command()
-@click.option("--dataset", "datasets", multiple=True, type=click.Choice(_dataset_names()),
+@click.option("--dataset", "datasets", multiple=True, metavar="NAME", callback=_known_datasets,
               help="Data set to check (repeatable) [default: every cached one].")
 @click.option("--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Download cache [env: MLPTRAIN_DATA_DIR].")

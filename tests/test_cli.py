@@ -251,3 +251,17 @@ def test_eval_on_another_dataset_of_another_shape(runner: CliRunner, tiny: Path,
     same = write_dataset(tmp_path / "same", seed=5)
     result = runner.invoke(cli, ["eval", str(tmp_path / "run"), "--dataset", str(same), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["dataset"] == str(same)
+
+
+@pytest.mark.parametrize("path", [p for p, _ in all_commands(cli)], ids=" ".join)
+def test_every_command_is_in_the_readme(path: tuple[str, ...]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"mlptrain {' '.join(path)}" in readme
+
+
+def test_every_config_key_is_in_the_readme() -> None:
+    from mlptrain.config import FIELDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for key in FIELDS:
+        assert f"`--{key.replace('_', '-')}` / `{key}`" in readme

@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine (see README):
+#   make demo   create .venv, install mlptrain, download MNIST, train 3 epochs, evaluate
+#   make test   create .venv, install mlptrain with its test extras, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EPOCHS ?= 3
+DEMO_RUN ?= runs/demo
+
+.PHONY: demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall whenever pyproject.toml changes; the stamp file records the last install.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	rm -rf $(DEMO_RUN)
+	$(BIN)/mlptrain fit --epochs $(EPOCHS) --out $(DEMO_RUN)
+	$(BIN)/mlptrain eval $(DEMO_RUN)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet ruff
+	$(BIN)/ruff check mlptrain tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
