@@ -123,7 +123,11 @@ def config_options(f: Callable) -> Callable:
     for key, field in reversed(FIELDS.items()):
         default = defaults[key]
         shown = "" if default is None else f" [default: {default if key != 'hidden' else ','.join(map(str, default))}]"
-        f = click.option(_flag(key), key, type=_click_type(field), default=None, help=field.help + shown)(f)
+        if field.kind is bool:
+            name = key.replace("_", "-")
+            f = click.option(f"--{name}/--no-{name}", key, default=None, help=field.help + shown)(f)
+        else:
+            f = click.option(_flag(key), key, type=_click_type(field), default=None, help=field.help + shown)(f)
     return f
 
 
@@ -133,36 +137,67 @@ def config_options(f: Callable) -> Callable:
 @config_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory to create [default: runs/<time>-<activation>-<init>].")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), metavar="RUN_DIR",
+              help="Continue an interrupted run from its last checkpoint (same config).")
 @data_options
-def fit(config_file: Path | None, out: Path | None, data_dir: Path, mirror: str | None,
+def fit(config_file: Path | None, out: Path | None, resume: Path | None, data_dir: Path, mirror: str | None,
         quiet: bool, **flags: Any) -> None:
     """Train a network and write a run directory.
 
     Flags override the keys of --config; the fully resolved config is saved in
     the run. The --init, --init-range and --init-std flags replace the file's
-    init settings as a group.
+    init settings as a group. A checkpoint is written after every epoch;
+    --resume RUN_DIR continues an interrupted run and ends exactly as an
+    uninterrupted one would.
 
     \b
     Examples:
         mlptrain fit --epochs 3
         mlptrain fit --activation relu --init-range 0.5
         mlptrain fit --config configs/logistic.yaml --seed 2 --out runs/logistic-s2
+        mlptrain fit --config configs/mnist-best.yaml
+        mlptrain fit --resume runs/logistic-s2
     """
     from mlptrain.experiment import run_fit
 
-    config = _resolve_config(config_file, flags)
+    if resume is not None:
+        config = _resume_config(resume, out, config_file, flags)
+    else:
+        config = _resolve_config(config_file, flags)
     data, directory = load_data(config.dataset, data_dir, mirror, quiet)
-    run_fit(config, data, directory, out, _FitReporter(quiet))
+    run_fit(config, data, directory, out, _FitReporter(quiet), resume=resume)
 
 
-def _resolve_config(config_file: Path | None, flags: dict[str, Any]) -> Config:
+def _resume_config(resume: Path, out: Path | None, config_file: Path | None, flags: dict[str, Any]) -> Config:
+    """The run's own config; any --config or flag given must agree with it."""
+    from mlptrain.config import build_config
+    from mlptrain.experiment import check_resumable, config_differences
+
+    if out is not None:
+        raise click.UsageError("--resume continues RUN_DIR in place; drop --out")
+    stored = build_config(check_resumable(resume), {key: str(resume / "config.yaml") for key in FIELDS})
+    requested = _resolve_config(config_file, flags, base=stored.to_dict(), announce=False)
+    differences = config_differences(stored, requested)
+    if differences:
+        raise click.UsageError(
+            f"cannot resume {resume} with a different config: {'; '.join(differences)}. "
+            "Resume without those flags, or start a new run"
+        )
+    return stored
+
+
+def _resolve_config(
+    config_file: Path | None, flags: dict[str, Any], base: dict[str, Any] | None = None, announce: bool = True
+) -> Config:
+    """Defaults, then ``base`` or the --config file, then the flags; validated, with the init chosen."""
     from mlptrain.config import build_config, default_init, load_config_file, merge
 
-    file_values = load_config_file(config_file) if config_file else {}
+    file_values = load_config_file(config_file) if config_file else dict(base or {})
     given = {key: value for key, value in flags.items() if value is not None}
-    sources = {key: str(config_file) for key in file_values} | {key: _flag(key) for key in given}
+    source = str(config_file) if config_file else "the run's config.yaml"
+    sources = {key: source for key in file_values} | {key: _flag(key) for key in given}
     config = build_config(merge(file_values, given), sources)
-    if config.init is None:
+    if config.init is None and announce:
         config = default_init(config)
         click.echo(
             f"init: {config.init} (the default for {config.activation}; "
@@ -200,7 +235,12 @@ class _FitReporter:
         )
 
     def done(self, summary: dict[str, Any]) -> None:
-        test = summary["test"]
+        test, best = summary["test"], summary["best"]
+        click.echo(f"stopped: {summary['stop_reason']}")
+        if best is not None:
+            monitor = summary["config"]["monitor"]
+            click.echo(f"best epoch: {summary['best_epoch']} ({monitor} {best[monitor]:.4g}); "
+                       f"weights saved from epoch {summary['weights_from_epoch']}")
         click.echo(f"test accuracy {test['accuracy']:.2%}  loss {test['loss']:.4f}")
         click.echo(f"run directory: {summary['run_dir']}  (evaluate: mlptrain eval {summary['run_dir']})")
 

@@ -19,8 +19,10 @@ from mlptrain.activations import activation_names, get_activation
 from mlptrain.errors import ConfigError
 from mlptrain.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, get_initializer
 from mlptrain.optimizers import OPTIMIZERS
+from mlptrain.schedules import SCHEDULES
 
 DTYPES = ("float32", "float64")
+MONITORS = {"val_acc": "max", "val_loss": "min"}  # metric -> which direction is better
 MAX_SEED = 2**63 - 1
 
 
@@ -38,9 +40,25 @@ class Config:
     optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    max_norm: float | None = None
+    lr_schedule: str = "constant"
+    lr_step: int = 10
+    lr_gamma: float = 0.1
+    lr_min: float = 0.0
+    warmup_epochs: int = 0
     batch_size: int = 128
     epochs: int = 10
     val_size: int = 5000
+    patience: int | None = None
+    min_delta: float = 0.0
+    monitor: str = "val_acc"
     seed: int = 0
     dtype: str = "float32"
 
@@ -93,6 +111,12 @@ def _choice(choices: Callable[[], list[str]], canonical: Callable[[str], str] = 
         return canonical(value)
 
     return parse
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
 
 
 def _text(value: Any) -> str:
@@ -150,11 +174,34 @@ FIELDS: dict[str, Field] = {
     ),
     "bias_init": Field(_number(-100, 100), "initial value of every bias", kind=float),
     "optimizer": _choice_field(_names(OPTIMIZERS), "update rule"),
-    "lr": Field(_number(0, 10, low_open=True), "learning rate", kind=float),
+    "lr": Field(_number(0, 10, low_open=True), "learning rate (the peak, with a schedule)", kind=float),
     "momentum": Field(_number(0, 1, high_open=True), "SGD momentum", kind=float),
+    "nesterov": Field(_boolean, "Nesterov momentum (sgd)", kind=bool),
+    "beta1": Field(_number(0, 1, high_open=True), "Adam/AdamW first-moment decay", kind=float),
+    "beta2": Field(_number(0, 1, high_open=True), "Adam/AdamW second-moment decay", kind=float),
+    "eps": Field(_number(0, 1, low_open=True), "Adam/AdamW epsilon", kind=float),
+    "weight_decay": Field(
+        _number(0, 1), "L2 weight decay (sgd, adam); decoupled decay with adamw; biases are not decayed",
+        kind=float,
+    ),
+    "dropout": Field(_number(0, 1, high_open=True), "dropout rate of the hidden layers (inverted, off at eval)",
+                     kind=float),
+    "input_dropout": Field(_number(0, 1, high_open=True), "dropout rate of the input pixels", kind=float),
+    "max_norm": Field(_number(0, 1000, low_open=True), "cap on the L2 norm of each unit's incoming weights",
+                      True, float),
+    "lr_schedule": _choice_field(_names(SCHEDULES), "learning-rate schedule over the epochs"),
+    "lr_step": Field(_integer(1, 100_000), "step schedule: epochs between lr drops", kind=int),
+    "lr_gamma": Field(_number(0, 1, low_open=True), "step/exponential schedule: lr factor", kind=float),
+    "lr_min": Field(_number(0, 10), "cosine schedule: final lr", kind=float),
+    "warmup_epochs": Field(_integer(0, 100_000), "epochs of linear lr warm-up before the schedule", kind=int),
     "batch_size": Field(_integer(1, 1_000_000), "minibatch size", kind=int),
-    "epochs": Field(_integer(1, 100_000), "passes over the training set", kind=int),
+    "epochs": Field(_integer(1, 100_000), "passes over the training set (at most, with early stopping)", kind=int),
     "val_size": Field(_integer(0, 10_000_000), "training images held out for validation (0: none)", kind=int),
+    "patience": Field(_integer(1, 100_000), "early stopping: epochs without improvement before stopping",
+                      True, int),
+    "min_delta": Field(_number(0, 1000), "early stopping: the least change that counts as improvement",
+                       kind=float),
+    "monitor": _choice_field(lambda: list(MONITORS), "validation metric for early stopping and the best epoch"),
     "seed": Field(_integer(0, MAX_SEED), "seed for the init, the validation split and the shuffles", kind=int),
     "dtype": _choice_field(lambda: list(DTYPES), "floating-point type of the maths"),
 }
@@ -186,7 +233,25 @@ def build_config(values: Mapping[str, Any], sources: Mapping[str, str] | None = 
         except ValueError as exc:
             where = f" (from {sources[key]})" if key in sources else ""
             raise ConfigError(f"invalid {key}{where}: got {value!r}, expected {exc}") from None
-    return resolve_init(Config(**parsed))
+    return check_consistency(resolve_init(Config(**parsed)))
+
+
+def check_consistency(config: Config) -> Config:
+    """Reject combinations of keys that are each valid but mean nothing together."""
+    problems = [
+        (config.nesterov and (config.optimizer != "sgd" or config.momentum == 0),
+         "nesterov needs optimizer sgd with a momentum > 0"),
+        (config.patience is not None and config.val_size == 0,
+         "patience (early stopping) needs a validation set: set val_size > 0"),
+        (config.warmup_epochs >= config.epochs,
+         f"warmup_epochs {config.warmup_epochs} leaves no epoch for the schedule: use fewer than epochs"),
+        (config.lr_schedule == "cosine" and config.lr_min >= config.lr,
+         f"lr_min {config.lr_min:g} must be below lr {config.lr:g} for the cosine schedule"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise ConfigError(message)
+    return config
 
 
 def _unknown_key_message(key: str, source: str | None) -> str:

@@ -1,8 +1,9 @@
 """The library half of ``fit`` and ``eval``: train or evaluate, and record it in the run directory.
 
-Order of writes in ``run_fit``: ``config.yaml`` first, ``metrics.jsonl`` after
-every epoch, then ``weights.npz``, and ``summary.json`` last, so a directory
-with a summary is a finished run and one without is not.
+Order of writes in ``run_fit``: ``config.yaml`` first; after every epoch
+``checkpoint.npz`` then ``metrics.jsonl``; then ``weights.npz``, and
+``summary.json`` last, so a directory with a summary is a finished run and one
+without is not (and can be resumed).
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ import numpy as np
 from mlptrain import __version__
 from mlptrain.config import Config
 from mlptrain.data import Dataset
-from mlptrain.errors import DataError, RunDirError
+from mlptrain.errors import ConfigError, DataError, RunDirError
 from mlptrain.runs import (
+    CHECKPOINT_FILE,
     EVAL_FILE,
     SUMMARY_FILE,
     WEIGHTS_FILE,
     create_run_dir,
+    load_checkpoint,
     load_weights,
+    read_config,
+    save_checkpoint,
     save_weights,
     write_config,
     write_json,
     write_metrics,
 )
-from mlptrain.train import Evaluation, check_fits_data, evaluate, fit
+from mlptrain.train import Evaluation, Trainer, check_fits_data, evaluate
 
 
 class Reporter(Protocol):
@@ -39,26 +44,67 @@ class Reporter(Protocol):
     def done(self, summary: dict[str, Any]) -> None: ...
 
 
-def run_fit(config: Config, data: Dataset, directory: Path, out: Path | None, reporter: Reporter) -> dict[str, Any]:
-    """Train ``config`` on ``data`` into a new run directory; returns the summary."""
+def run_fit(
+    config: Config, data: Dataset, directory: Path, out: Path | None, reporter: Reporter,
+    resume: Path | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` on ``data`` into a new run directory (or continue ``resume``); returns the summary.
+
+    After every epoch the trainer's whole state goes to ``checkpoint.npz``
+    (atomically), then the metrics; an interrupted run continues from its last
+    checkpoint with ``resume`` and ends exactly as if it had never stopped.
+    """
     check_fits_data(config, data)  # before the directory exists: a refused run leaves nothing
     started = time.time()
-    run_dir = create_run_dir(out, config.activation, config.init or "auto")
-    write_config(run_dir, config.to_dict())
-    history: list[dict[str, float]] = []
-
-    def on_epoch(metrics: dict[str, float]) -> None:
-        history.append(metrics)
-        write_metrics(run_dir, history)
+    trainer = Trainer(config, data)
+    if resume is None:
+        run_dir = create_run_dir(out, config.activation, config.init or "auto")
+        write_config(run_dir, config.to_dict())
+    else:
+        run_dir = resume
+        saved = load_checkpoint(run_dir)
+        if saved is not None:
+            _restore(trainer, saved, run_dir)
+        write_metrics(run_dir, trainer.progress.history)
+    while not trainer.finished:
+        metrics = trainer.run_epoch(reporter.batch)
+        save_checkpoint(run_dir, trainer.state_arrays())
+        write_metrics(run_dir, trainer.progress.history)
         reporter.epoch(metrics, config.epochs)
-
-    result = fit(config, data, on_epoch=on_epoch, on_batch=reporter.batch)
-    save_weights(run_dir / WEIGHTS_FILE, result.network, _weights_meta(data))
-    test = evaluate(result.network, data.test_images, data.test_labels)
-    summary = _summary(config, data, directory, run_dir, history, test, time.time() - started)
+    net = trainer.final_network()
+    save_weights(run_dir / WEIGHTS_FILE, net, _weights_meta(data))
+    test = evaluate(net, data.test_images, data.test_labels)
+    summary = _summary(config, data, directory, run_dir, trainer, test, time.time() - started)
+    summary["resumed"] = resume is not None
     write_json(run_dir / SUMMARY_FILE, summary)
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # the run is complete: nothing left to resume
     reporter.done(summary)
     return summary
+
+
+def _restore(trainer: Trainer, saved: dict[str, np.ndarray], run_dir: Path) -> None:
+    try:
+        trainer.restore(saved)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise RunDirError(
+            f"{run_dir / CHECKPOINT_FILE} does not match this run's config or is damaged ({exc}); "
+            "start a new run"
+        ) from None
+
+
+def check_resumable(run_dir: Path) -> dict[str, Any]:
+    """The stored config of a run that ``--resume`` can continue; RunDirError/ConfigError otherwise."""
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} does not exist")
+    if (run_dir / SUMMARY_FILE).exists():
+        raise ConfigError(f"{run_dir} is already complete (it has {SUMMARY_FILE}); nothing to resume")
+    return read_config(run_dir)
+
+
+def config_differences(stored: Config, requested: Config) -> list[str]:
+    """``key (run: a, now: b)`` for each key whose value differs."""
+    old, new = stored.to_dict(), requested.to_dict()
+    return [f"{key} (run: {old[key]!r}, now: {new[key]!r})" for key in old if old[key] != new[key]]
 
 
 def _weights_meta(data: Dataset) -> dict[str, Any]:
@@ -67,8 +113,10 @@ def _weights_meta(data: Dataset) -> dict[str, Any]:
 
 def _summary(
     config: Config, data: Dataset, directory: Path, run_dir: Path,
-    history: list[dict[str, float]], test: Evaluation, seconds: float,
+    trainer: Trainer, test: Evaluation, seconds: float,
 ) -> dict[str, Any]:
+    progress = trainer.progress
+    history = progress.history
     return {
         "status": "complete",
         "run_dir": str(run_dir),
@@ -76,6 +124,10 @@ def _summary(
         "config": config.to_dict(),
         "seed": config.seed,
         "epochs_run": len(history),
+        "stop_reason": progress.stop_reason,
+        "best_epoch": progress.best_epoch,
+        "best": history[progress.best_epoch - 1] if progress.best_epoch else None,
+        "weights_from_epoch": progress.best_epoch if trainer.best_params is not None else len(history),
         "final": history[-1],
         "test": {"loss": test.loss, "accuracy": test.accuracy},
         "wall_seconds": round(seconds, 3),

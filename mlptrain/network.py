@@ -46,12 +46,16 @@ class Network:
 class Trace:
     """What the forward pass keeps for the backward pass.
 
-    ``inputs[l]`` is the input of layer ``l`` (``inputs[0]`` is ``x``);
-    ``pre[l]`` is the pre-activation of hidden layer ``l``.
+    ``inputs[l]`` is what layer ``l`` multiplied by its weights (``inputs[0]``
+    is ``x``), after dropout; ``pre[l]`` and ``post[l]`` are hidden layer
+    ``l``'s pre-activation and activation before dropout; ``masks[l]`` is the
+    dropout mask applied to ``inputs[l]`` (None: no dropout there).
     """
 
     inputs: list[Array]
     pre: list[Array]
+    post: list[Array]
+    masks: list[Array | None]
     logits: Array
 
 
@@ -74,19 +78,46 @@ def init_network(
     return Network(weights, biases, get_activation(activation))
 
 
-def forward(net: Network, x: Array) -> Trace:
-    """Run ``x`` ``(n, sizes[0])`` through the net, keeping what backward needs."""
-    inputs, pre = [x], []
+def dropout_masks(
+    net: Network, n: int, input_rate: float, hidden_rate: float, rng: np.random.Generator
+) -> list[Array | None]:
+    """Inverted-dropout masks for a batch of ``n``: 0 with probability ``rate``, else ``1/(1-rate)``.
+
+    One mask per layer input (the data, then each hidden layer); None where the rate is 0.
+    Scaling at training time keeps the expected input unchanged, so evaluation needs no masks.
+    """
+    rates = [input_rate] + [hidden_rate] * (len(net.weights) - 1)
+    masks: list[Array | None] = []
+    for rate, width in zip(rates, net.sizes[:-1]):
+        if rate <= 0:
+            masks.append(None)
+            continue
+        keep = rng.random((n, width), dtype=np.float32) >= rate
+        masks.append(keep.astype(net.dtype) * net.dtype.type(1.0 / (1.0 - rate)))
+    return masks
+
+
+def forward(net: Network, x: Array, masks: list[Array | None] | None = None) -> Trace:
+    """Run ``x`` ``(n, sizes[0])`` through the net, keeping what backward needs.
+
+    ``masks`` (from ``dropout_masks``) turns on dropout; evaluation passes none.
+    """
+    masks = masks or [None] * len(net.weights)
+    trace = Trace(inputs=[], pre=[], post=[], masks=masks, logits=x)
     a = x
-    for w, b in zip(net.weights[:-1], net.biases[:-1]):
+    for layer, (w, b) in enumerate(zip(net.weights, net.biases)):
+        if masks[layer] is not None:
+            a = a * masks[layer]
+        trace.inputs.append(a)
         z = a @ w
         z += b
+        if layer == len(net.weights) - 1:
+            trace.logits = z
+            break
         a = net.activation.function(z)
-        pre.append(z)
-        inputs.append(a)
-    logits = a @ net.weights[-1]
-    logits += net.biases[-1]
-    return Trace(inputs, pre, logits)
+        trace.pre.append(z)
+        trace.post.append(a)
+    return trace
 
 
 def softmax_cross_entropy(logits: Array, labels: Array) -> tuple[float, Array]:
@@ -111,8 +142,8 @@ def backward(net: Network, trace: Trace, grad_logits: Array) -> list[Array]:
     """Gradients ``[dW0, db0, dW1, db1, …]`` (the order of ``parameters()``).
 
     Walks from the output back: each layer turns the gradient at its output
-    into its weight gradient and, through the activation's derivative, the
-    gradient at the previous layer's output.
+    into its weight gradient and, through its dropout mask and the
+    activation's derivative, the gradient at the previous layer's output.
     """
     grads: list[Array] = []
     delta = grad_logits
@@ -120,13 +151,39 @@ def backward(net: Network, trace: Trace, grad_logits: Array) -> list[Array]:
         grads += [delta.sum(axis=0), trace.inputs[layer].T @ delta]
         if layer > 0:
             delta = delta @ net.weights[layer].T
-            z, a = trace.pre[layer - 1], trace.inputs[layer]
-            delta *= net.activation.derivative(z, a)
+            if trace.masks[layer] is not None:
+                delta *= trace.masks[layer]
+            delta *= net.activation.derivative(trace.pre[layer - 1], trace.post[layer - 1])
     return grads[::-1]
 
 
-def loss_and_gradients(net: Network, x: Array, labels: Array) -> tuple[float, list[Array], Array]:
-    """Loss, parameter gradients and logits for one batch: forward then backward."""
-    trace = forward(net, x)
+def l2_penalty(net: Network, weight_decay: float) -> float:
+    """``weight_decay / 2 * sum(W**2)`` over the weights (biases are not decayed)."""
+    return 0.5 * weight_decay * float(sum(np.vdot(w, w) for w in net.weights))
+
+
+def loss_and_gradients(
+    net: Network, x: Array, labels: Array, weight_decay: float = 0.0,
+    masks: list[Array | None] | None = None,
+) -> tuple[float, list[Array], Array]:
+    """Data loss, parameter gradients and logits for one batch: forward then backward.
+
+    ``weight_decay`` adds the gradient of ``l2_penalty`` (``weight_decay * W``)
+    to each weight gradient; the loss returned is the cross-entropy alone, so
+    it compares with validation losses. ``masks`` turns on dropout.
+    """
+    trace = forward(net, x, masks)
     loss, grad_logits = softmax_cross_entropy(trace.logits, labels)
-    return loss, backward(net, trace, grad_logits), trace.logits
+    grads = backward(net, trace, grad_logits)
+    if weight_decay:
+        for w, g in zip(net.weights, grads[0::2]):
+            g += weight_decay * w
+    return loss, grads, trace.logits
+
+
+def apply_max_norm(net: Network, max_norm: float) -> None:
+    """Rescale, in place, every unit's incoming weight vector (a column of ``W``) to norm <= ``max_norm``."""
+    for w in net.weights:
+        norms = np.sqrt(np.einsum("ij,ij->j", w, w))
+        scale = np.minimum(1.0, max_norm / np.maximum(norms, 1e-12)).astype(w.dtype)
+        w *= scale

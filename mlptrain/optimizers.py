@@ -1,13 +1,16 @@
 """The table of optimizers: stateful update rules over a list of parameter arrays.
 
-An optimizer is built for the network's ``parameters()`` and then called once
-per step with the gradients in the same order and the step's learning rate
-(so learning-rate schedules live outside the update rule). Updates are in
-place: the network's arrays are the optimizer's arrays.
+An optimizer is built for the network's ``parameters()`` (``[W0, b0, W1, …]``)
+and then called once per step with the gradients in the same order and the
+step's learning rate, so learning-rate schedules live outside the update rule.
+Updates are in place: the network's arrays are the optimizer's arrays. Each
+optimizer's whole state is ``state()`` (arrays plus a step count), which
+checkpoints save and ``load_state`` puts back.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
@@ -17,32 +20,108 @@ from mlptrain.errors import ConfigError
 Array = np.ndarray
 
 
+@dataclass(frozen=True)
+class Hyper:
+    """The optimizer settings from the config (each optimizer reads the ones it uses)."""
+
+    momentum: float = 0.9
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0  # only AdamW uses it here; the others get L2 in the gradient
+
+
 class Optimizer(Protocol):
+    steps: int
+
     def step(self, params: list[Array], grads: list[Array], lr: float) -> None:
         """Update ``params`` in place; ``grads`` may be overwritten."""
 
+    def state(self) -> dict[str, list[Array]]:
+        """The optimizer's arrays by name, one list entry per parameter."""
+
 
 class SGD:
-    """Minibatch SGD with classical momentum: ``v = mu v - lr g; p += v``."""
+    """Minibatch SGD with momentum: ``v = mu v - lr g; p += v``.
 
-    def __init__(self, params: list[Array], momentum: float = 0.9) -> None:
-        self.momentum = momentum
+    Nesterov: ``p += mu v - lr g`` with the new ``v``, i.e. the step looks
+    ahead along the velocity (the form used by Sutskever et al. 2013).
+    """
+
+    def __init__(self, params: list[Array], hyper: Hyper) -> None:
+        self.momentum, self.nesterov = hyper.momentum, hyper.nesterov
         self.velocity = [np.zeros_like(p) for p in params]
+        self.steps = 0
 
     def step(self, params: list[Array], grads: list[Array], lr: float) -> None:
+        self.steps += 1
         for p, g, v in zip(params, grads, self.velocity):
             g *= lr  # the gradient is ours to reuse: saves an allocation per step
             v *= self.momentum
             v -= g
-            p += v
+            if self.nesterov:
+                p += self.momentum * v - g
+            else:
+                p += v
+
+    def state(self) -> dict[str, list[Array]]:
+        return {"velocity": self.velocity}
 
 
-OptimizerFactory = Callable[..., Optimizer]
-OPTIMIZERS: dict[str, OptimizerFactory] = {"sgd": SGD}
+class Adam:
+    """Adam (Kingma & Ba 2015) with bias correction; AdamW adds decoupled weight decay.
+
+    AdamW (Loshchilov & Hutter 2019) shrinks each weight matrix by
+    ``lr * weight_decay * W`` outside the adaptive update; biases are not decayed.
+    """
+
+    def __init__(self, params: list[Array], hyper: Hyper, decoupled: bool = False) -> None:
+        self.beta1, self.beta2, self.eps = hyper.beta1, hyper.beta2, hyper.eps
+        self.decay = hyper.weight_decay if decoupled else 0.0
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.steps = 0
+
+    def step(self, params: list[Array], grads: list[Array], lr: float) -> None:
+        self.steps += 1
+        t = self.steps
+        step_size = lr * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        for i, (p, g, m, v) in enumerate(zip(params, grads, self.m, self.v)):
+            if self.decay and i % 2 == 0:  # even entries are weight matrices
+                p -= (lr * self.decay) * p
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            v *= self.beta2
+            g *= g
+            g *= 1 - self.beta2
+            v += g
+            # eps scaled as in the bias-corrected form: m_hat / (sqrt(v_hat) + eps)
+            p -= step_size * m / (np.sqrt(v) + self.eps * np.sqrt(1 - self.beta2**t))
+
+    def state(self) -> dict[str, list[Array]]:
+        return {"m": self.m, "v": self.v}
 
 
-def make_optimizer(name: str, params: list[Array], momentum: float) -> Optimizer:
+OPTIMIZERS: dict[str, Callable[[list[Array], Hyper], Optimizer]] = {
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": lambda params, hyper: Adam(params, hyper, decoupled=True),
+}
+# Where the config's weight_decay goes: into the gradient as L2, or decoupled into the update.
+DECOUPLED_DECAY = {"adamw"}
+
+
+def make_optimizer(name: str, params: list[Array], hyper: Hyper) -> Optimizer:
     """Build the named optimizer for ``params``; ConfigError lists the choices."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](params, momentum=momentum)
+    return OPTIMIZERS[name](params, hyper)
+
+
+def load_state(optimizer: Optimizer, arrays: dict[str, list[Array]], steps: int) -> None:
+    """Copy a saved ``state()`` back into ``optimizer`` (same names and shapes)."""
+    for name, saved in arrays.items():
+        for current, value in zip(optimizer.state()[name], saved, strict=True):
+            current[...] = value
+    optimizer.steps = steps

@@ -24,7 +24,7 @@ from mlptrain.network import Network
 
 WEIGHTS_FORMAT = 1
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE = "config.yaml", "metrics.jsonl", "weights.npz"
-SUMMARY_FILE, EVAL_FILE = "summary.json", "eval.json"
+SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE = "summary.json", "eval.json", "checkpoint.npz"
 
 
 def _write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -105,6 +105,33 @@ def load_weights(path: Path) -> tuple[Network, dict[str, Any]]:
     _check_shapes(path, weights, biases)
     meta = {key[5:]: arrays[key].tolist() for key in arrays if key.startswith("meta_")}
     return Network(weights, biases, activation), meta
+
+
+def save_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write the trainer's state to ``checkpoint.npz``; the old one stays until the new one is whole."""
+    _write(run_dir / CHECKPOINT_FILE, lambda f: np.savez(f, **arrays))
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, np.ndarray] | None:
+    """The saved trainer state, or None when the run stopped before its first checkpoint."""
+    path = run_dir / CHECKPOINT_FILE
+    return _read_npz(path) if path.exists() else None
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The resolved config a run was started with."""
+    import yaml
+
+    path = run_dir / CONFIG_FILE
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path} does not exist; is {run_dir} a run directory?") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise RunDirError(f"{path} is unreadable or not YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise RunDirError(f"{path} is not a config mapping; the run directory is damaged")
+    return values
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

@@ -1,28 +1,45 @@
 """The training loop and evaluation. Reports through callbacks; never prints.
 
 Randomness comes from one ``SeedSequence(config.seed)`` split into independent
-streams for the initial weights, the validation split and the per-epoch
-shuffles, so the same config and seed give the same numbers, and changing
-e.g. the init does not change which images are held out.
+streams for the initial weights, the validation split, the per-epoch shuffles
+and the dropout masks, so the same config and seed give the same numbers, and
+changing e.g. the init does not change which images are held out.
+
+A ``Trainer`` holds everything that changes while training (weights,
+optimizer state, generators, history, early-stopping state); ``state_arrays``
+and ``restore`` turn it into plain arrays and back, which is what makes a
+resumed run identical to one that was never interrupted.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from mlptrain.config import Config
+from mlptrain.config import MONITORS, Config
 from mlptrain.data import Dataset, gather_batch
 from mlptrain.errors import ConfigError
 from mlptrain.initializers import get_initializer
-from mlptrain.network import Network, forward, init_network, loss_and_gradients, softmax_cross_entropy
-from mlptrain.optimizers import make_optimizer
+from mlptrain.network import (
+    Network,
+    apply_max_norm,
+    dropout_masks,
+    forward,
+    init_network,
+    loss_and_gradients,
+    softmax_cross_entropy,
+)
+from mlptrain.optimizers import DECOUPLED_DECAY, Hyper, load_state, make_optimizer
+from mlptrain.schedules import ScheduleParams, lr_at
 
 Array = np.ndarray
 EVAL_BATCH = 2000
+Metrics = dict[str, float]
+BatchCallback = Callable[[int, int], None]  # (batches done, batches per epoch)
 
 
 @dataclass
@@ -41,12 +58,6 @@ class Evaluation:
 
 
 @dataclass
-class FitResult:
-    network: Network
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
-@dataclass
 class Split:
     """Indices into the training images: the part trained on and the held-out part."""
 
@@ -54,8 +65,26 @@ class Split:
     val: Array
 
 
-EpochCallback = Callable[[dict[str, float]], None]
-BatchCallback = Callable[[int, int], None]  # (batches done, batches per epoch)
+@dataclass
+class Progress:
+    """The plain-data part of the training state (JSON in checkpoints)."""
+
+    epoch: int = 0  # epochs completed
+    history: list[Metrics] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_value: float | None = None
+    stale_epochs: int = 0  # epochs since the monitored metric last improved
+    stop_reason: str | None = None
+
+
+def check_fits_data(config: Config, data: Dataset) -> None:
+    """Reject settings that only turn out wrong once the data's size is known."""
+    n = len(data.train_images)
+    if config.val_size >= n:
+        raise ConfigError(
+            f"val_size {config.val_size} leaves no training images: the training set holds {n}; "
+            "lower --val-size"
+        )
 
 
 def split_validation(n: int, val_size: int, rng: np.random.Generator) -> Split:
@@ -73,63 +102,150 @@ def build_network(config: Config, n_inputs: int, n_classes: int, rng: np.random.
     )
 
 
-def check_fits_data(config: Config, data: Dataset) -> None:
-    """Reject settings that only turn out wrong once the data's size is known."""
-    n = len(data.train_images)
-    if config.val_size >= n:
-        raise ConfigError(
-            f"val_size {config.val_size} leaves no training images: the training set holds {n}; "
-            "lower --val-size"
-        )
+def _hyper(config: Config) -> Hyper:
+    return Hyper(config.momentum, config.nesterov, config.beta1, config.beta2, config.eps, config.weight_decay)
+
+
+def schedule_params(config: Config) -> ScheduleParams:
+    return ScheduleParams(
+        config.lr, config.epochs, config.warmup_epochs, config.lr_step, config.lr_gamma, config.lr_min
+    )
+
+
+class Trainer:
+    """Trains ``config``'s network on ``data``, one epoch per ``run_epoch`` call."""
+
+    def __init__(self, config: Config, data: Dataset) -> None:
+        check_fits_data(config, data)
+        self.config, self.data = config, data
+        init_seed, split_seed, shuffle_seed, dropout_seed = np.random.SeedSequence(config.seed).spawn(4)
+        self.split = split_validation(len(data.train_images), config.val_size, np.random.default_rng(split_seed))
+        self.net = build_network(config, data.n_inputs, data.n_classes, np.random.default_rng(init_seed))
+        self.optimizer = make_optimizer(config.optimizer, self.net.parameters(), _hyper(config))
+        self.shuffle_rng = np.random.default_rng(shuffle_seed)
+        self.dropout_rng = np.random.default_rng(dropout_seed)
+        self.l2 = 0.0 if config.optimizer in DECOUPLED_DECAY else config.weight_decay
+        self.progress = Progress()
+        self.best_params: list[Array] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.progress.stop_reason is not None
+
+    def run_epoch(self, on_batch: BatchCallback | None = None) -> Metrics:
+        """Train one epoch, evaluate on the validation split, update the early-stopping state."""
+        started = time.perf_counter()
+        lr = lr_at(self.config.lr_schedule, self.progress.epoch, schedule_params(self.config))
+        order = self.shuffle_rng.permutation(self.split.train)
+        train_loss, train_acc = self._train_epoch(order, lr, on_batch)
+        metrics: Metrics = {"epoch": self.progress.epoch + 1, "train_loss": train_loss, "train_acc": train_acc}
+        if len(self.split.val):
+            val = evaluate(self.net, self.data.train_images[self.split.val], self.data.train_labels[self.split.val])
+            metrics.update(val_loss=val.loss, val_acc=val.accuracy)
+        metrics.update(lr=lr, seconds=time.perf_counter() - started)
+        self._record(metrics)
+        return metrics
+
+    def _train_epoch(self, order: Array, lr: float, on_batch: BatchCallback | None) -> tuple[float, float]:
+        """One pass over ``order``; returns the mean loss and accuracy seen during the pass."""
+        config, net = self.config, self.net
+        params = net.parameters()
+        n_batches = -(-len(order) // config.batch_size)
+        loss_sum = correct = 0.0
+        for b in range(n_batches):
+            indices = order[b * config.batch_size:(b + 1) * config.batch_size]
+            x = gather_batch(self.data.train_images, indices, net.dtype)
+            labels = self.data.train_labels[indices]
+            masks = None
+            if config.dropout or config.input_dropout:
+                masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
+            loss, grads, logits = loss_and_gradients(net, x, labels, self.l2, masks)
+            self.optimizer.step(params, grads, lr)
+            if config.max_norm is not None:
+                apply_max_norm(net, config.max_norm)
+            loss_sum += loss * len(indices)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == labels))
+            if on_batch:
+                on_batch(b + 1, n_batches)
+        return loss_sum / len(order), correct / len(order)
+
+    def _record(self, metrics: Metrics) -> None:
+        """Append the epoch, track the best one, and decide whether to stop."""
+        p, config = self.progress, self.config
+        p.epoch += 1
+        p.history.append(metrics)
+        value = metrics.get(config.monitor)
+        if value is not None and _improved(value, p.best_value, config.monitor, config.min_delta):
+            p.best_epoch, p.best_value, p.stale_epochs = p.epoch, value, 0
+            if config.patience is not None:
+                self.best_params = [a.copy() for a in self.net.parameters()]
+        else:
+            p.stale_epochs += 1
+        if config.patience is not None and p.stale_epochs >= config.patience:
+            p.stop_reason = (
+                f"early stopping: {config.monitor} did not improve by more than {config.min_delta:g} "
+                f"for {config.patience} epochs"
+            )
+        elif p.epoch >= config.epochs:
+            p.stop_reason = f"completed all {config.epochs} epochs"
+
+    def final_network(self) -> Network:
+        """The weights to keep: the best epoch's under early stopping, else the last epoch's."""
+        if self.best_params is not None:
+            for current, best in zip(self.net.parameters(), self.best_params):
+                current[...] = best
+        return self.net
+
+    def state_arrays(self) -> dict[str, Array]:
+        """Everything needed to continue exactly where training is, as plain arrays."""
+        arrays = {f"param{i}": p for i, p in enumerate(self.net.parameters())}
+        for name, values in self.optimizer.state().items():
+            arrays.update({f"opt_{name}{i}": v for i, v in enumerate(values)})
+        for i, p in enumerate(self.best_params or []):
+            arrays[f"best{i}"] = p
+        state = {
+            "progress": vars(self.progress),
+            "optimizer_steps": self.optimizer.steps,
+            "shuffle_rng": self.shuffle_rng.bit_generator.state,
+            "dropout_rng": self.dropout_rng.bit_generator.state,
+        }
+        arrays["state_json"] = np.array(json.dumps(state))
+        return arrays
+
+    def restore(self, arrays: dict[str, Array]) -> None:
+        """Put back a ``state_arrays`` snapshot (taken with the same config)."""
+        state: dict[str, Any] = json.loads(str(arrays["state_json"]))
+        n = len(self.net.parameters())
+        for i, current in enumerate(self.net.parameters()):
+            current[...] = arrays[f"param{i}"]
+        saved = {name: [arrays[f"opt_{name}{i}"] for i in range(n)] for name in self.optimizer.state()}
+        load_state(self.optimizer, saved, state["optimizer_steps"])
+        if "best0" in arrays:
+            self.best_params = [arrays[f"best{i}"].copy() for i in range(n)]
+        self.progress = Progress(**state["progress"])
+        self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
+        self.dropout_rng.bit_generator.state = state["dropout_rng"]
+
+
+def _improved(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
+    if best is None:
+        return True
+    return value > best + min_delta if MONITORS[monitor] == "max" else value < best - min_delta
 
 
 def fit(
     config: Config,
     data: Dataset,
-    on_epoch: EpochCallback | None = None,
+    on_epoch: Callable[[Metrics], None] | None = None,
     on_batch: BatchCallback | None = None,
-) -> FitResult:
-    """Train a network as ``config`` says; call ``on_epoch`` with each epoch's metrics."""
-    check_fits_data(config, data)
-    init_seed, split_seed, shuffle_seed = np.random.SeedSequence(config.seed).spawn(3)
-    split = split_validation(len(data.train_images), config.val_size, np.random.default_rng(split_seed))
-    net = build_network(config, data.n_inputs, data.n_classes, np.random.default_rng(init_seed))
-    optimizer = make_optimizer(config.optimizer, net.parameters(), config.momentum)
-    shuffle_rng = np.random.default_rng(shuffle_seed)
-    result = FitResult(net)
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        order = shuffle_rng.permutation(split.train)
-        train_loss, train_acc = _train_epoch(net, optimizer, data, order, config, on_batch)
-        metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
-        if len(split.val):
-            val = evaluate(net, data.train_images[split.val], data.train_labels[split.val])
-            metrics.update(val_loss=val.loss, val_acc=val.accuracy)
-        metrics.update(lr=config.lr, seconds=time.perf_counter() - started)
-        result.history.append(metrics)
+) -> Trainer:
+    """Train a network as ``config`` says, start to finish; call ``on_epoch`` after each epoch."""
+    trainer = Trainer(config, data)
+    while not trainer.finished:
+        metrics = trainer.run_epoch(on_batch)
         if on_epoch:
             on_epoch(metrics)
-    return result
-
-
-def _train_epoch(
-    net: Network, optimizer, data: Dataset, order: Array, config: Config, on_batch: BatchCallback | None
-) -> tuple[float, float]:
-    """One pass over ``order``; returns the mean loss and accuracy seen during the pass."""
-    params = net.parameters()
-    n_batches = -(-len(order) // config.batch_size)
-    loss_sum = correct = 0.0
-    for b in range(n_batches):
-        indices = order[b * config.batch_size:(b + 1) * config.batch_size]
-        x = gather_batch(data.train_images, indices, net.dtype)
-        labels = data.train_labels[indices]
-        loss, grads, logits = loss_and_gradients(net, x, labels)
-        optimizer.step(params, grads, config.lr)
-        loss_sum += loss * len(indices)
-        correct += int(np.count_nonzero(logits.argmax(axis=1) == labels))
-        if on_batch:
-            on_batch(b + 1, n_batches)
-    return loss_sum / len(order), correct / len(order)
+    return trainer
 
 
 def evaluate(net: Network, images: Array, labels: Array, n_classes: int | None = None) -> Evaluation:
