@@ -139,9 +139,11 @@ def config_options(f: Callable) -> Callable:
               help="Run directory to create [default: runs/<time>-<activation>-<init>].")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), metavar="RUN_DIR",
               help="Continue an interrupted run from its last checkpoint (same config).")
+@click.option("--verbose", "-v", is_flag=True, help="Print the init check's per-layer table.")
+@click.option("--strict", is_flag=True, help="Exit with status 3 when the run raised any health warning.")
 @data_options
-def fit(config_file: Path | None, out: Path | None, resume: Path | None, data_dir: Path, mirror: str | None,
-        quiet: bool, **flags: Any) -> None:
+def fit(config_file: Path | None, out: Path | None, resume: Path | None, verbose: bool, strict: bool,
+        data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:
     """Train a network and write a run directory.
 
     Flags override the keys of --config; the fully resolved config is saved in
@@ -165,7 +167,12 @@ def fit(config_file: Path | None, out: Path | None, resume: Path | None, data_di
     else:
         config = _resolve_config(config_file, flags)
     data, directory = load_data(config.dataset, data_dir, mirror, quiet)
-    run_fit(config, data, directory, out, _FitReporter(quiet), resume=resume)
+    summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume)
+    if strict and summary["warnings"]:
+        codes = sorted({w["code"] for w in summary["warnings"]})
+        click.echo(f"Error: --strict: the run raised {len(summary['warnings'])} warning(s): {', '.join(codes)}",
+                   err=True)
+        sys.exit(EXIT_GATE_FAILED)
 
 
 def _resume_config(resume: Path, out: Path | None, config_file: Path | None, flags: dict[str, Any]) -> Config:
@@ -207,11 +214,19 @@ def _resolve_config(
 
 
 class _FitReporter:
-    """What ``run_fit`` tells the user: epoch lines on stdout, a batch bar on stderr."""
+    """What ``run_fit`` tells the user: epoch lines on stdout; warnings, the init table and a batch bar on stderr."""
 
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
+    def __init__(self, quiet: bool, verbose: bool = False) -> None:
+        self.quiet, self.verbose = quiet, verbose
         self._bar = None
+
+    def init_health(self, rows: list) -> None:
+        if self.verbose:
+            click.echo(format_health(rows), err=True)
+
+    def warning(self, warning: dict[str, Any]) -> None:
+        where = f" (epoch {warning['epoch']})" if warning["epoch"] else " (init check)"
+        click.echo(f"warning: {warning['code']}: {warning['message']}{where}", err=True)
 
     def batch(self, done: int, total: int) -> None:
         if not _show_progress(self.quiet):
@@ -225,7 +240,7 @@ class _FitReporter:
             self._bar.close()
             self._bar = None
 
-    def epoch(self, m: dict[str, float], epochs: int) -> None:
+    def epoch(self, m: dict[str, Any], epochs: int) -> None:
         if self.quiet:
             return
         val = f"  val loss {m['val_loss']:.4f} acc {m['val_acc']:.2%}" if "val_acc" in m else ""
@@ -236,6 +251,9 @@ class _FitReporter:
 
     def done(self, summary: dict[str, Any]) -> None:
         test, best = summary["test"], summary["best"]
+        for w in summary["warnings"]:
+            if w["cleared"] is not None:
+                click.echo(f"note: {w['code']} (epoch {w['epoch']}) cleared by epoch {w['cleared']}", err=True)
         click.echo(f"stopped: {summary['stop_reason']}")
         if best is not None:
             monitor = summary["config"]["monitor"]
@@ -243,6 +261,21 @@ class _FitReporter:
                        f"weights saved from epoch {summary['weights_from_epoch']}")
         click.echo(f"test accuracy {test['accuracy']:.2%}  loss {test['loss']:.4f}")
         click.echo(f"run directory: {summary['run_dir']}  (evaluate: mlptrain eval {summary['run_dir']})")
+
+
+def format_health(rows: list) -> str:
+    """The init check as one compact table (rows: LayerHealth objects or their dicts)."""
+    rows = [r if isinstance(r, dict) else vars(r) for r in rows]
+    lines = ["init check (probe batch of training images):",
+             f"  {'layer':<9} {'pre std':>9} {'signal':>9} {'gain':>7} {'dead':>6} {'satur.':>6} {'grad rms':>9}"]
+    for r in rows:
+        lines.append(f"  {r['layer']:<9} {r['pre_std']:>9.3g} {r['signal']:>9.3g} {r['gain']:>7.3g} "
+                     f"{r['dead']:>6.0%} {r['saturated']:>6.0%} {r['grad_rms']:>9.2g}")
+    total = 1.0
+    for r in rows:
+        total *= r["gain"]
+    lines.append(f"  total gain input -> logits: {total:.3g} (healthy: near 1)")
+    return "\n".join(lines)
 
 
 # --- eval -------------------------------------------------------------------------------
@@ -306,6 +339,53 @@ def _check_gate(accuracy: float, min_accuracy: float | None) -> None:
     if accuracy < threshold:
         click.echo(f"Error: test accuracy {accuracy:.2%} is below --min-accuracy {threshold:.2%}", err=True)
         sys.exit(EXIT_GATE_FAILED)
+
+
+# --- inspect and plot -------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def inspect(run_dir: Path) -> None:
+    """Describe a run: config, outcome, warnings, epochs and per-layer health.
+
+    Works on unfinished runs too (it says so).
+
+    \b
+    Example:
+        mlptrain inspect runs/20261127-101500-relu-uniform
+    """
+    from mlptrain.runreport import format_run, load_run
+
+    click.echo(format_run(load_run(run_dir)))
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("comparison.png"),
+              show_default=True, help="With several runs: where to write their overlaid learning curves.")
+def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
+    """Write PNG plots into each run: curves.png, health.png and, after eval, confusion.png.
+
+    With several runs, also overlay their learning curves in one PNG (--out).
+
+    \b
+    Examples:
+        mlptrain plot runs/relu-tiny
+        mlptrain plot runs/logistic runs/relu --out logistic-vs-relu.png
+    """
+    from mlptrain.plots import plot_comparison, plot_run
+    from mlptrain.runreport import load_run
+
+    records = [load_run(run_dir) for run_dir in run_dirs]
+    for record in records:
+        if not record.history:
+            raise _Failure(f"{record.run_dir} has no finished epoch to plot yet", 1)
+    for record in records:
+        for path in plot_run(record):
+            click.echo(f"wrote {path}")
+    if len(records) > 1:
+        click.echo(f"wrote {plot_comparison(records, out)}")
 
 
 # --- data -------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ class Config:
     monitor: str = "val_acc"
     seed: int = 0
     dtype: str = "float32"
+    signal_factor: float = 10.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, ready for YAML/JSON (``hidden`` as a list)."""
@@ -204,6 +205,10 @@ FIELDS: dict[str, Field] = {
     "monitor": _choice_field(lambda: list(MONITORS), "validation metric for early stopping and the best epoch"),
     "seed": Field(_integer(0, MAX_SEED), "seed for the init, the validation split and the shuffles", kind=int),
     "dtype": _choice_field(lambda: list(DTYPES), "floating-point type of the maths"),
+    "signal_factor": Field(
+        _number(1, 1e6, low_open=True), "diagnostics: warn when the signal shrinks or grows more than this "
+        "from input to logits", kind=float,
+    ),
 }
 assert set(FIELDS) == {f.name for f in dataclasses.fields(Config)}, "FIELDS must describe every Config key"
 

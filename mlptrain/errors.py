@@ -27,3 +27,13 @@ class DownloadError(DataError):
 
 class RunDirError(MlptrainError):
     """A run directory or weights file that cannot be used (exit status 1)."""
+
+
+class DivergedError(MlptrainError):
+    """The loss or the weights became NaN/inf: training stopped (exit status 1)."""
+
+    def __init__(self, epoch: int, what: str) -> None:
+        super().__init__(
+            f"diverged in epoch {epoch}: {what}; lower --lr (e.g. by 10x), or add --max-norm or a --warmup-epochs"
+        )
+        self.epoch = epoch

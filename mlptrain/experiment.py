@@ -19,7 +19,8 @@ import numpy as np
 from mlptrain import __version__
 from mlptrain.config import Config
 from mlptrain.data import Dataset
-from mlptrain.errors import ConfigError, DataError, RunDirError
+from mlptrain.diagnostics import HealthWarning, LayerHealth
+from mlptrain.errors import ConfigError, DataError, DivergedError, RunDirError
 from mlptrain.runs import (
     CHECKPOINT_FILE,
     EVAL_FILE,
@@ -39,8 +40,10 @@ from mlptrain.train import Evaluation, Trainer, check_fits_data, evaluate
 
 
 class Reporter(Protocol):
+    def init_health(self, rows: list[LayerHealth]) -> None: ...
+    def warning(self, warning: dict[str, Any]) -> None: ...
     def batch(self, done: int, total: int) -> None: ...
-    def epoch(self, metrics: dict[str, float], epochs: int) -> None: ...
+    def epoch(self, metrics: dict[str, Any], epochs: int) -> None: ...
     def done(self, summary: dict[str, Any]) -> None: ...
 
 
@@ -52,34 +55,65 @@ def run_fit(
 
     After every epoch the trainer's whole state goes to ``checkpoint.npz``
     (atomically), then the metrics; an interrupted run continues from its last
-    checkpoint with ``resume`` and ends exactly as if it had never stopped.
+    checkpoint with ``resume`` and ends exactly as if it had never stopped. A
+    run whose loss or weights become NaN/inf keeps its last good epoch's
+    weights, records ``status: diverged`` and raises DivergedError.
     """
     check_fits_data(config, data)  # before the directory exists: a refused run leaves nothing
     started = time.time()
     trainer = Trainer(config, data)
-    if resume is None:
-        run_dir = create_run_dir(out, config.activation, config.init or "auto")
-        write_config(run_dir, config.to_dict())
-    else:
-        run_dir = resume
-        saved = load_checkpoint(run_dir)
-        if saved is not None:
-            _restore(trainer, saved, run_dir)
-        write_metrics(run_dir, trainer.progress.history)
-    while not trainer.finished:
-        metrics = trainer.run_epoch(reporter.batch)
-        save_checkpoint(run_dir, trainer.state_arrays())
-        write_metrics(run_dir, trainer.progress.history)
-        reporter.epoch(metrics, config.epochs)
+    run_dir = _start(trainer, config, out, resume, reporter)
+    record = _Record(config, data, directory, run_dir, started, resume is not None)
+    try:
+        while not trainer.finished:
+            metrics = trainer.run_epoch(reporter.batch)
+            save_checkpoint(run_dir, trainer.state_arrays())
+            write_metrics(run_dir, trainer.progress.history)
+            reporter.epoch(metrics, config.epochs)
+            _report_warnings(trainer, reporter)
+    except DivergedError as exc:
+        _record_divergence(trainer, record, exc)
+        _report_warnings(trainer, reporter)
+        raise
     net = trainer.final_network()
     save_weights(run_dir / WEIGHTS_FILE, net, _weights_meta(data))
-    test = evaluate(net, data.test_images, data.test_labels)
-    summary = _summary(config, data, directory, run_dir, trainer, test, time.time() - started)
-    summary["resumed"] = resume is not None
-    write_json(run_dir / SUMMARY_FILE, summary)
+    summary = record.summary(trainer, "complete", evaluate(net, data.test_images, data.test_labels))
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # the run is complete: nothing left to resume
     reporter.done(summary)
     return summary
+
+
+def _start(trainer: Trainer, config: Config, out: Path | None, resume: Path | None, reporter: Reporter) -> Path:
+    """Create the run directory and run the init check, or pick up a run where its checkpoint left it."""
+    if resume is None:
+        run_dir = create_run_dir(out, config.activation, config.init or "auto")
+        write_config(run_dir, config.to_dict())
+        reporter.init_health(trainer.check_init())
+        _report_warnings(trainer, reporter)
+        return run_dir
+    saved = load_checkpoint(resume)
+    if saved is None:
+        trainer.check_init()  # cut before its first epoch: the run starts over in place
+    else:
+        _restore(trainer, saved, resume)
+    trainer.new_warnings()  # already shown when they first happened
+    write_metrics(resume, trainer.progress.history)
+    return resume
+
+
+def _report_warnings(trainer: Trainer, reporter: Reporter) -> None:
+    for warning in trainer.new_warnings():
+        reporter.warning(warning)
+
+
+def _record_divergence(trainer: Trainer, record: _Record, exc: DivergedError) -> None:
+    """Go back to the last good checkpoint, save its weights, and write a summary that says what happened."""
+    saved = load_checkpoint(record.run_dir)
+    if saved is not None:
+        _restore(trainer, saved, record.run_dir)
+        save_weights(record.run_dir / WEIGHTS_FILE, trainer.net, _weights_meta(record.data))
+    trainer.add_warning(HealthWarning("diverged", exc.epoch, None, str(exc)))
+    record.summary(trainer, "diverged", None)
 
 
 def _restore(trainer: Trainer, saved: dict[str, np.ndarray], run_dir: Path) -> None:
@@ -111,32 +145,47 @@ def _weights_meta(data: Dataset) -> dict[str, Any]:
     return {"dataset": data.name, "image_shape": list(data.image_shape), "n_classes": data.n_classes}
 
 
-def _summary(
-    config: Config, data: Dataset, directory: Path, run_dir: Path,
-    trainer: Trainer, test: Evaluation, seconds: float,
-) -> dict[str, Any]:
-    progress = trainer.progress
-    history = progress.history
-    return {
-        "status": "complete",
-        "run_dir": str(run_dir),
-        "command": " ".join(["mlptrain", *sys.argv[1:]]),
-        "config": config.to_dict(),
-        "seed": config.seed,
-        "epochs_run": len(history),
-        "stop_reason": progress.stop_reason,
-        "best_epoch": progress.best_epoch,
-        "best": history[progress.best_epoch - 1] if progress.best_epoch else None,
-        "weights_from_epoch": progress.best_epoch if trainer.best_params is not None else len(history),
-        "final": history[-1],
-        "test": {"loss": test.loss, "accuracy": test.accuracy},
-        "wall_seconds": round(seconds, 3),
-        "dataset": _dataset_record(data, directory),
-        "versions": {
-            "mlptrain": __version__, "numpy": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-        },
-    }
+class _Record:
+    """What the summary needs to know about a run besides the trainer."""
+
+    def __init__(self, config: Config, data: Dataset, directory: Path, run_dir: Path, started: float,
+                 resumed: bool) -> None:
+        self.config, self.data, self.directory, self.run_dir = config, data, directory, run_dir
+        self.started, self.resumed = started, resumed
+
+    def summary(self, trainer: Trainer, status: str, test: Evaluation | None) -> dict[str, Any]:
+        """Write ``summary.json`` (the run's last file) and return it."""
+        progress, history = trainer.progress, trainer.progress.history
+        weights_from = progress.best_epoch if trainer.best_params is not None else len(history)
+        summary = {
+            "status": status,
+            "run_dir": str(self.run_dir),
+            "command": " ".join(["mlptrain", *sys.argv[1:]]),
+            "config": self.config.to_dict(),
+            "seed": self.config.seed,
+            "epochs_run": len(history),
+            "stop_reason": progress.stop_reason or status,
+            "best_epoch": progress.best_epoch,
+            "best": _without_layers(history[progress.best_epoch - 1]) if progress.best_epoch else None,
+            "weights_from_epoch": weights_from or None,
+            "final": _without_layers(history[-1]) if history else None,
+            "test": {"loss": test.loss, "accuracy": test.accuracy} if test else None,
+            "warnings": progress.warnings,
+            "init_health": progress.init_health,
+            "resumed": self.resumed,
+            "wall_seconds": round(time.time() - self.started, 3),
+            "dataset": _dataset_record(self.data, self.directory),
+            "versions": {
+                "mlptrain": __version__, "numpy": np.__version__,
+                "python": platform.python_version(), "platform": platform.platform(),
+            },
+        }
+        write_json(self.run_dir / SUMMARY_FILE, summary)
+        return summary
+
+
+def _without_layers(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k != "layers"}
 
 
 def _dataset_record(data: Dataset, directory: Path) -> dict[str, Any]:

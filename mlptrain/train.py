@@ -22,7 +22,8 @@ import numpy as np
 
 from mlptrain.config import MONITORS, Config
 from mlptrain.data import Dataset, gather_batch
-from mlptrain.errors import ConfigError
+from mlptrain.diagnostics import EVENT_CODES, HealthWarning, LayerHealth, check_epoch, check_init
+from mlptrain.errors import ConfigError, DivergedError
 from mlptrain.initializers import get_initializer
 from mlptrain.network import (
     Network,
@@ -38,6 +39,7 @@ from mlptrain.schedules import ScheduleParams, lr_at
 
 Array = np.ndarray
 EVAL_BATCH = 2000
+PROBE_SIZE = 1000  # training images the diagnostics look at after every epoch
 Metrics = dict[str, float]
 BatchCallback = Callable[[int, int], None]  # (batches done, batches per epoch)
 
@@ -75,6 +77,8 @@ class Progress:
     best_value: float | None = None
     stale_epochs: int = 0  # epochs since the monitored metric last improved
     stop_reason: str | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # HealthWarning.as_dict(), first sightings
+    init_health: list[dict[str, float]] = field(default_factory=list)
 
 
 def check_fits_data(config: Config, data: Dataset) -> None:
@@ -118,8 +122,11 @@ class Trainer:
     def __init__(self, config: Config, data: Dataset) -> None:
         check_fits_data(config, data)
         self.config, self.data = config, data
-        init_seed, split_seed, shuffle_seed, dropout_seed = np.random.SeedSequence(config.seed).spawn(4)
+        seeds = np.random.SeedSequence(config.seed).spawn(5)
+        init_seed, split_seed, shuffle_seed, dropout_seed, probe_seed = seeds
         self.split = split_validation(len(data.train_images), config.val_size, np.random.default_rng(split_seed))
+        probe_rng = np.random.default_rng(probe_seed)
+        self.probe = np.sort(probe_rng.choice(self.split.train, min(PROBE_SIZE, len(self.split.train)), False))
         self.net = build_network(config, data.n_inputs, data.n_classes, np.random.default_rng(init_seed))
         self.optimizer = make_optimizer(config.optimizer, self.net.parameters(), _hyper(config))
         self.shuffle_rng = np.random.default_rng(shuffle_seed)
@@ -127,24 +134,85 @@ class Trainer:
         self.l2 = 0.0 if config.optimizer in DECOUPLED_DECAY else config.weight_decay
         self.progress = Progress()
         self.best_params: list[Array] | None = None
+        self._reported = 0  # how many of progress.warnings the caller has seen
+
+    def _probe(self) -> tuple[Array, Array]:
+        return gather_batch(self.data.train_images, self.probe, self.net.dtype), self.data.train_labels[self.probe]
+
+    def check_init(self) -> list[LayerHealth]:
+        """Run the init check on the probe batch; its warnings join ``progress.warnings`` (epoch 0)."""
+        rows, warnings = check_init(self.net, *self._probe(), factor=self.config.signal_factor)
+        self.progress.init_health = [vars(r) for r in rows]
+        self._add_warnings(warnings)
+        return rows
+
+    def add_warning(self, warning: HealthWarning) -> None:
+        self._add_warnings([warning])
+
+    def _add_warnings(self, warnings: list[HealthWarning], epoch: int | None = None) -> None:
+        """Record each (code, layer) the first time it shows; with ``epoch``, also mark as cleared
+        the earlier ones whose condition no longer holds (a warning repeated every epoch says nothing new)."""
+        active = {(w.code, w.layer) for w in warnings}
+        for old in self.progress.warnings:
+            key = (old["code"], old["layer"])
+            if epoch is not None and old["cleared"] is None and old["code"] not in EVENT_CODES and key not in active:
+                old["cleared"] = epoch
+        seen = {(w["code"], w["layer"]) for w in self.progress.warnings if w["cleared"] is None}
+        for w in warnings:
+            if (w.code, w.layer) not in seen:
+                self.progress.warnings.append(w.as_dict())
+                seen.add((w.code, w.layer))
+
+    def new_warnings(self) -> list[dict[str, Any]]:
+        """Warnings recorded since the last call (for the caller to show)."""
+        fresh = self.progress.warnings[self._reported:]
+        self._reported = len(self.progress.warnings)
+        return fresh
 
     @property
     def finished(self) -> bool:
         return self.progress.stop_reason is not None
 
     def run_epoch(self, on_batch: BatchCallback | None = None) -> Metrics:
-        """Train one epoch, evaluate on the validation split, update the early-stopping state."""
+        """Train one epoch, evaluate on the validation split, update the early-stopping state.
+
+        NumPy's overflow warnings are silenced: a loss or weight that is no
+        longer finite raises DivergedError instead, with advice.
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._run_epoch(on_batch)
+
+    def _run_epoch(self, on_batch: BatchCallback | None) -> Metrics:
         started = time.perf_counter()
         lr = lr_at(self.config.lr_schedule, self.progress.epoch, schedule_params(self.config))
         order = self.shuffle_rng.permutation(self.split.train)
+        before = [w.copy() for w in self.net.weights]
+        epoch = self.progress.epoch + 1
         train_loss, train_acc = self._train_epoch(order, lr, on_batch)
-        metrics: Metrics = {"epoch": self.progress.epoch + 1, "train_loss": train_loss, "train_acc": train_acc}
+        self._check_finite(epoch)
+        metrics: Metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
         if len(self.split.val):
             val = evaluate(self.net, self.data.train_images[self.split.val], self.data.train_labels[self.split.val])
             metrics.update(val_loss=val.loss, val_acc=val.accuracy)
         metrics.update(lr=lr, seconds=time.perf_counter() - started)
+        metrics["layers"] = self._health(epoch, train_loss, before)
         self._record(metrics)
         return metrics
+
+    def _health(self, epoch: int, train_loss: float, before: list[Array]) -> list[dict[str, float]]:
+        """Per-layer health on the probe batch, plus each layer's update-to-weight ratio over the epoch."""
+        rows, warnings = check_epoch(self.net, *self._probe(), epoch, train_loss, self.config.epochs,
+                                     self.config.signal_factor)
+        self._add_warnings(warnings, epoch)
+        health = []
+        for row, old, new in zip(rows, before, self.net.weights):
+            change = float(np.sqrt(np.mean(np.square(new - old, dtype=np.float64))))
+            health.append(vars(row) | {"update_ratio": change / row.weight_rms if row.weight_rms else 0.0})
+        return health
+
+    def _check_finite(self, epoch: int) -> None:
+        if not all(np.isfinite(p).all() for p in self.net.parameters()):
+            raise DivergedError(epoch, "the weights became NaN or infinite")
 
     def _train_epoch(self, order: Array, lr: float, on_batch: BatchCallback | None) -> tuple[float, float]:
         """One pass over ``order``; returns the mean loss and accuracy seen during the pass."""
@@ -160,6 +228,8 @@ class Trainer:
             if config.dropout or config.input_dropout:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
             loss, grads, logits = loss_and_gradients(net, x, labels, self.l2, masks)
+            if not np.isfinite(loss):
+                raise DivergedError(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
             self.optimizer.step(params, grads, lr)
             if config.max_norm is not None:
                 apply_max_norm(net, config.max_norm)

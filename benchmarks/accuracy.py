@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Accuracy benchmark: train the shipped configs and a few plain ones, write benchmarks/RESULTS.md.
+
+Each entry is a real `mlptrain fit` run (the installed CLI, one after the
+other, so wall times are comparable within one run of this script). The
+table is rewritten after every entry, so an interrupted benchmark keeps what
+it measured. Data comes from --data-root (a directory holding mnist/ and
+fashion-mnist/ with the original .gz files), used as a file:// mirror.
+
+    python benchmarks/accuracy.py --data-root ../shared/data
+    python benchmarks/accuracy.py --only mnist-best --only fashion-best
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+# name -> (data set, extra `mlptrain fit` arguments)
+ENTRIES: dict[str, tuple[str, list[str]]] = {
+    "mnist-best": ("mnist", ["--config", str(CONFIGS / "mnist-best.yaml")]),
+    "fashion-best": ("fashion-mnist", ["--config", str(CONFIGS / "fashion-best.yaml")]),
+    "relu-sgd": ("mnist", ["--config", str(CONFIGS / "relu.yaml")]),
+    "relu-sgd+features": ("mnist", ["--config", str(CONFIGS / "relu.yaml"), "--nesterov", "--dropout", "0.2",
+                                    "--input-dropout", "0.1", "--lr-schedule", "cosine", "--patience", "5"]),
+    "logistic-sgd": ("mnist", ["--config", str(CONFIGS / "logistic.yaml")]),
+    "logistic-sgd+features": ("mnist", ["--config", str(CONFIGS / "logistic.yaml"), "--nesterov", "--dropout",
+                                        "0.1", "--lr-schedule", "cosine", "--patience", "5"]),
+    "fashion-relu-sgd": ("fashion-mnist", ["--config", str(CONFIGS / "relu.yaml"), "--dataset", "fashion-mnist"]),
+    "fashion-relu-sgd+features": ("fashion-mnist", ["--config", str(CONFIGS / "relu.yaml"), "--dataset",
+                                                    "fashion-mnist", "--nesterov", "--dropout", "0.2",
+                                                    "--input-dropout", "0.1", "--lr-schedule", "cosine"]),
+}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numpy as np
+
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, NumPy {np.__version__}")
+
+
+def run(name: str, dataset: str, args: list[str], data_root: Path, work: Path) -> dict:
+    out = work / name
+    command = [shutil.which("mlptrain") or "mlptrain", "fit", *args, "--mirror", str(data_root / dataset),
+               "--data-dir", str(work / "data"), "--out", str(out), "--quiet"]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        return {"name": name, "error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    summary = json.loads((out / "summary.json").read_text())
+    return {
+        "name": name, "dataset": dataset, "args": " ".join(a.replace(str(ROOT) + "/", "") for a in args),
+        "epochs": summary["epochs_run"], "wall": wall, "best_val": summary["best"]["val_acc"],
+        "best_epoch": summary["best_epoch"], "test": summary["test"]["accuracy"], "seed": summary["seed"],
+        "hidden": summary["config"]["hidden"],
+    }
+
+
+def table(rows: list[dict], header: str) -> str:
+    lines = [header, "", "| entry | data set | `mlptrain fit` arguments | hidden | epochs (best) | wall time | "
+             "best val acc | test acc | seed |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | failed: {r['error']} | | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['name']} | {r['dataset']} | `{r['args']}` | {','.join(map(str, r['hidden']))} | "
+            f"{r['epochs']} ({r['best_epoch']}) | {r['wall'] / 60:.1f} min | {r['best_val']:.2%} | "
+            f"**{r['test']:.2%}** | {r['seed']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--only", action="append", choices=list(ENTRIES), help="run just these entries")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    opts = parser.parse_args()
+    header = (f"# Accuracy benchmark\n\nMeasured by `python benchmarks/accuracy.py` on {time.strftime('%Y-%m-%d')}: "
+              f"{machine()}. Wall time is the whole `mlptrain fit` command (data loading, training, test "
+              "evaluation), entries run one after another. Test accuracy is of the weights `fit` saved "
+              "(the best validation epoch when early stopping is on).")
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="mlptrain-bench-") as tmp:
+        for name in opts.only or ENTRIES:
+            dataset, args = ENTRIES[name]
+            rows.append(run(name, dataset, args, opts.data_root, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
+            opts.out.write_text(table(rows, header))
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

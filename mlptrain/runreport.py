@@ -1,0 +1,126 @@
+"""Read a run directory back (finished or not) and describe it: ``mlptrain inspect`` and ``plot`` use this."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlptrain.errors import RunDirError
+from mlptrain.runs import EVAL_FILE, METRICS_FILE, SUMMARY_FILE, read_config, read_json
+
+HEALTH_COLUMNS = ("dead", "saturated", "act_mean", "act_std", "grad_rms", "weight_rms", "update_ratio")
+
+
+@dataclass
+class RunRecord:
+    """Everything a run directory says about its run."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+    summary: dict[str, Any] | None  # None: the run did not finish
+    evaluation: dict[str, Any] | None  # eval.json, when `mlptrain eval` has been run
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    def layer_series(self) -> dict[str, dict[str, list[float]]]:
+        """layer -> column -> one value per epoch (from metrics.jsonl's ``layers``)."""
+        series: dict[str, dict[str, list[float]]] = {}
+        for metrics in self.history:
+            for row in metrics.get("layers", []):
+                columns = series.setdefault(row["layer"], {c: [] for c in HEALTH_COLUMNS})
+                for column in HEALTH_COLUMNS:
+                    columns[column].append(row[column])
+        return series
+
+
+def load_run(run_dir: Path) -> RunRecord:
+    """Read config, metrics, summary and eval results; RunDirError when it is not a run directory."""
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} does not exist")
+    config = read_config(run_dir)
+    return RunRecord(run_dir, config, _read_metrics(run_dir / METRICS_FILE),
+                     _optional_json(run_dir / SUMMARY_FILE), _optional_json(run_dir / EVAL_FILE))
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path} is unreadable or not JSON lines: {exc}") from None
+
+
+def _optional_json(path: Path) -> dict[str, Any] | None:
+    return read_json(path) if path.exists() else None
+
+
+def format_run(record: RunRecord) -> str:
+    """The ``inspect`` report: config, outcome, warnings, the epochs and per-layer health."""
+    return "\n".join([*_header(record), "", *_warnings(record), "", *_epochs(record), *_health(record)])
+
+
+def _header(record: RunRecord) -> list[str]:
+    c, s = record.config, record.summary
+    init = c.get("init")
+    init += f" (r={c['init_range']:g})" if c.get("init_range") else f" (std={c['init_std']:g})" if c.get(
+        "init_std") else ""
+    status = "incomplete: no summary.json (interrupted or still running; resume with mlptrain fit --resume)"
+    if s is not None:
+        status = f"{s['status']}: {s['stop_reason']}"
+    lines = [
+        f"run {record.run_dir}",
+        f"status   {status}",
+        f"data     {c.get('dataset')}, {c.get('val_size')} validation images, seed {c.get('seed')}",
+        f"network  {'-'.join(map(str, c.get('hidden') or []))} {c.get('activation')}, init {init}",
+        f"training {c.get('optimizer')} lr {c.get('lr')} ({c.get('lr_schedule')}), batch {c.get('batch_size')}, "
+        f"{c.get('epochs')} epochs",
+    ]
+    if s is not None and s.get("test"):
+        best = s.get("best") or {}
+        lines.append(f"result   test accuracy {s['test']['accuracy']:.2%}, loss {s['test']['loss']:.4f}; "
+                     f"best epoch {s['best_epoch']} (val acc {best.get('val_acc', float('nan')):.2%}); "
+                     f"weights from epoch {s['weights_from_epoch']}")
+    return lines
+
+
+def _warnings(record: RunRecord) -> list[str]:
+    warnings = (record.summary or {}).get("warnings")
+    if warnings is None:
+        return ["warnings: (in summary.json, written when the run ends)"]
+    if not warnings:
+        return ["warnings: none"]
+    lines = ["warnings:"]
+    for w in warnings:
+        when = "init check" if w["epoch"] == 0 else f"epoch {w['epoch']}"
+        cleared = f", cleared by epoch {w['cleared']}" if w.get("cleared") else ""
+        lines.append(f"  {w['code']} ({when}{cleared}): {w['message']}")
+    return lines
+
+
+def _epochs(record: RunRecord) -> list[str]:
+    lines = [f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} {'val acc':>8} {'lr':>9} {'s':>6}"]
+    for m in record.history:
+        val = (f"{m['val_loss']:>9.4f} {m['val_acc']:>8.2%}" if "val_acc" in m else f"{'-':>9} {'-':>8}")
+        lines.append(f"{m['epoch']:>5} {m['train_loss']:>10.4f} {m['train_acc']:>9.2%} {val} {m['lr']:>9.3g} "
+                     f"{m['seconds']:>6.1f}")
+    return lines
+
+
+def _health(record: RunRecord) -> list[str]:
+    lines = []
+    for layer, columns in record.layer_series().items():
+        lines += ["", f"{layer}: {'dead':>6} {'satur.':>6} {'act mean':>9} {'act std':>8} {'grad rms':>9} "
+                  f"{'w rms':>8} {'upd/w':>8}"]
+        for i in range(len(columns["dead"])):
+            lines.append(
+                f"{'epoch ' + str(i + 1):>{len(layer) + 1}} {columns['dead'][i]:>6.0%} {columns['saturated'][i]:>6.0%} "
+                f"{columns['act_mean'][i]:>9.3g} {columns['act_std'][i]:>8.3g} {columns['grad_rms'][i]:>9.2g} "
+                f"{columns['weight_rms'][i]:>8.3g} {columns['update_ratio'][i]:>8.2g}"
+            )
+    return lines
