@@ -8,6 +8,7 @@ their validation cannot drift apart.
 
 from __future__ import annotations
 
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,10 +18,12 @@ import click
 
 from mlptrain import __version__
 from mlptrain.config import FIELDS, Config, Field
-from mlptrain.errors import MlptrainError
+from mlptrain.errors import MlptrainError, Terminated
+from mlptrain.threads import blas_threads
 
 EXIT_GATE_FAILED = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class _Failure(click.ClickException):
@@ -51,13 +54,19 @@ def cli() -> None:
     """
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main() -> None:
-    """Console entry point: Click's handling plus a clean exit on Ctrl-C."""
+    """Console entry point: Click's handling, and SIGINT/SIGTERM unwinding cleanly (exit 130/143)."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         cli.main(prog_name="mlptrain")
-    except KeyboardInterrupt:
-        click.echo("Error: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:  # outside training (training says how to resume itself)
+        terminated = isinstance(exc, Terminated)
+        click.echo(f"Error: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}", err=True)
+        sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
 # --- options shared by the commands that touch data -------------------------------
@@ -75,6 +84,13 @@ def data_options(f: Callable) -> Callable:
         "--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
         type=click.Path(file_okay=False, path_type=Path),
         help="Download cache [env: MLPTRAIN_DATA_DIR].",
+    )(f)
+
+
+def threads_option(f: Callable) -> Callable:
+    return click.option(
+        "--threads", type=click.IntRange(1, 1024), envvar="MLPTRAIN_THREADS",
+        help="BLAS threads for the matrix products [default: the cores available; env: MLPTRAIN_THREADS].",
     )(f)
 
 
@@ -141,9 +157,10 @@ def config_options(f: Callable) -> Callable:
               help="Continue an interrupted run from its last checkpoint (same config).")
 @click.option("--verbose", "-v", is_flag=True, help="Print the init check's per-layer table.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when the run raised any health warning.")
+@threads_option
 @data_options
 def fit(config_file: Path | None, out: Path | None, resume: Path | None, verbose: bool, strict: bool,
-        data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:
+        threads: int | None, data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:
     """Train a network and write a run directory.
 
     Flags override the keys of --config; the fully resolved config is saved in
@@ -167,7 +184,8 @@ def fit(config_file: Path | None, out: Path | None, resume: Path | None, verbose
     else:
         config = _resolve_config(config_file, flags)
     data, directory = load_data(config.dataset, data_dir, mirror, quiet)
-    summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume)
+    with blas_threads(threads) as n:
+        summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume, threads=n)
     if strict and summary["warnings"]:
         codes = sorted({w["code"] for w in summary["warnings"]})
         click.echo(f"Error: --strict: the run raised {len(summary['warnings'])} warning(s): {', '.join(codes)}",
@@ -289,8 +307,9 @@ def format_health(rows: list) -> str:
 @click.option("--min-accuracy", type=click.FloatRange(0, 100), metavar="X",
               help="Exit with status 3 when test accuracy is below X (a fraction like 0.97, "
               "or a percentage like 97).")
+@threads_option
 @data_options
-def eval_(run_dir: Path, dataset: str | None, as_json: bool, min_accuracy: float | None,
+def eval_(run_dir: Path, dataset: str | None, as_json: bool, min_accuracy: float | None, threads: int | None,
           data_dir: Path, mirror: str | None, quiet: bool) -> None:
     """Evaluate a run's weights on a test set and write RUN_DIR/eval.json.
 
@@ -304,7 +323,8 @@ def eval_(run_dir: Path, dataset: str | None, as_json: bool, min_accuracy: float
     """
     from mlptrain.experiment import evaluate_run
 
-    report = evaluate_run(run_dir, dataset, lambda name: load_data(name, data_dir, mirror, quiet)[0])
+    with blas_threads(threads):
+        report = evaluate_run(run_dir, dataset, lambda name: load_data(name, data_dir, mirror, quiet)[0])
     if as_json:
         import json
 

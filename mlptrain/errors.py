@@ -37,3 +37,19 @@ class DivergedError(MlptrainError):
             f"diverged in epoch {epoch}: {what}; lower --lr (e.g. by 10x), or add --max-norm or a --warmup-epochs"
         )
         self.epoch = epoch
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception by the CLI so that it unwinds like Ctrl-C."""
+
+
+class RunInterrupted(MlptrainError):
+    """Ctrl-C (exit 130) or SIGTERM (exit 143) during training; the run can be resumed."""
+
+    def __init__(self, run_dir: object, epochs_done: int, terminated: bool) -> None:
+        name = "SIGTERM" if terminated else "Ctrl-C"
+        where = f"after epoch {epochs_done}, whose checkpoint" if epochs_done else "before the first epoch ended; it"
+        super().__init__(
+            f"interrupted by {name} {where} is in {run_dir}; continue with: mlptrain fit --resume {run_dir}"
+        )
+        self.exit_code = 143 if terminated else 130

@@ -20,7 +20,8 @@ from mlptrain import __version__
 from mlptrain.config import Config
 from mlptrain.data import Dataset
 from mlptrain.diagnostics import HealthWarning, LayerHealth
-from mlptrain.errors import ConfigError, DataError, DivergedError, RunDirError
+from mlptrain.errors import ConfigError, DataError, DivergedError, RunDirError, RunInterrupted, Terminated
+from mlptrain.fsutil import signals_deferred
 from mlptrain.runs import (
     CHECKPOINT_FILE,
     EVAL_FILE,
@@ -49,7 +50,7 @@ class Reporter(Protocol):
 
 def run_fit(
     config: Config, data: Dataset, directory: Path, out: Path | None, reporter: Reporter,
-    resume: Path | None = None,
+    resume: Path | None = None, threads: int | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` on ``data`` into a new run directory (or continue ``resume``); returns the summary.
 
@@ -63,18 +64,21 @@ def run_fit(
     started = time.time()
     trainer = Trainer(config, data)
     run_dir = _start(trainer, config, out, resume, reporter)
-    record = _Record(config, data, directory, run_dir, started, resume is not None)
+    record = _Record(config, data, directory, run_dir, started, resume is not None, threads)
     try:
         while not trainer.finished:
             metrics = trainer.run_epoch(reporter.batch)
-            save_checkpoint(run_dir, trainer.state_arrays())
-            write_metrics(run_dir, trainer.progress.history)
+            with signals_deferred():  # the checkpoint and the metrics always describe the same epoch
+                save_checkpoint(run_dir, trainer.state_arrays())
+                write_metrics(run_dir, trainer.progress.history)
             reporter.epoch(metrics, config.epochs)
             _report_warnings(trainer, reporter)
     except DivergedError as exc:
         _record_divergence(trainer, record, exc)
         _report_warnings(trainer, reporter)
         raise
+    except KeyboardInterrupt as exc:  # the checkpoint on disk is whole: writes are atomic
+        raise RunInterrupted(run_dir, trainer.progress.epoch, isinstance(exc, Terminated)) from None
     net = trainer.final_network()
     save_weights(run_dir / WEIGHTS_FILE, net, _weights_meta(data))
     summary = record.summary(trainer, "complete", evaluate(net, data.test_images, data.test_labels))
@@ -149,9 +153,9 @@ class _Record:
     """What the summary needs to know about a run besides the trainer."""
 
     def __init__(self, config: Config, data: Dataset, directory: Path, run_dir: Path, started: float,
-                 resumed: bool) -> None:
+                 resumed: bool, threads: int | None) -> None:
         self.config, self.data, self.directory, self.run_dir = config, data, directory, run_dir
-        self.started, self.resumed = started, resumed
+        self.started, self.resumed, self.threads = started, resumed, threads
 
     def summary(self, trainer: Trainer, status: str, test: Evaluation | None) -> dict[str, Any]:
         """Write ``summary.json`` (the run's last file) and return it."""
@@ -174,6 +178,7 @@ class _Record:
             "init_health": progress.init_health,
             "resumed": self.resumed,
             "wall_seconds": round(time.time() - self.started, 3),
+            "blas_threads": self.threads,
             "dataset": _dataset_record(self.data, self.directory),
             "versions": {
                 "mlptrain": __version__, "numpy": np.__version__,

@@ -288,3 +288,44 @@ def test_resume_refuses_a_different_config_and_a_finished_run(tmp_path: Path) ->
     assert result.exit_code == 2 and "already complete" in result.stderr
     result = runner.invoke(cli, ["fit", "--resume", str(tmp_path / "nope")])
     assert result.exit_code == 1 and "does not exist" in result.stderr
+
+
+def _wait_for(path: Path, process, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "timed out waiting for the first checkpoint"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("signum, status, name", [(2, 130, "Ctrl-C"), (15, 143, "SIGTERM")])
+def test_signal_during_fit_leaves_a_resumable_run(tmp_path: Path, signum: int, status: int, name: str) -> None:
+    """SIGINT/SIGTERM: exit 130/143, say how to resume, and the resumed run equals an uninterrupted one."""
+    import subprocess
+    import sys
+
+    tiny = write_dataset(tmp_path / "tiny", n_train=2000)
+    args = [sys.executable, "-m", "mlptrain", "fit", "--dataset", str(tiny), "--hidden", "32", "--epochs", "40",
+            "--val-size", "100", "--batch-size", "16", "--threads", "1", "--quiet"]
+    run = tmp_path / "run"
+    process = subprocess.Popen([*args, "--out", str(run)], stderr=subprocess.PIPE, text=True)
+    _wait_for(run / "checkpoint.npz", process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == status, stderr
+    assert f"interrupted by {name} after epoch" in stderr and f"mlptrain fit --resume {run}" in stderr
+    assert "Traceback" not in stderr and not (run / "summary.json").exists()
+    with np.load(run / "checkpoint.npz", allow_pickle=False) as npz:
+        done = json.loads(str(npz["state_json"]))["progress"]["epoch"]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == done  # metrics match the checkpoint
+
+    assert subprocess.run([*args[:3], "fit", "--resume", str(run), "--threads", "1", "--quiet"]).returncode == 0
+    assert subprocess.run([*args, "--out", str(tmp_path / "whole")]).returncode == 0
+
+    def rows(path: Path) -> list[dict]:
+        lines = (path / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines]
+
+    assert rows(run) == rows(tmp_path / "whole")
