@@ -86,18 +86,25 @@ class Adam:
     def step(self, params: list[Array], grads: list[Array], lr: float) -> None:
         self.steps += 1
         t = self.steps
-        step_size = lr * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        b1, b2 = self.beta1, self.beta2
+        step_size = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        eps = self.eps * np.sqrt(1 - b2**t)  # eps of the bias-corrected form m_hat / (sqrt(v_hat) + eps)
         for i, (p, g, m, v) in enumerate(zip(params, grads, self.m, self.v)):
             if self.decay and i % 2 == 0:  # even entries are weight matrices
-                p -= (lr * self.decay) * p
-            m *= self.beta1
-            m += (1 - self.beta1) * g
-            v *= self.beta2
+                p *= 1 - lr * self.decay
+            # The gradient buffer is the scratch space: no allocation per step.
+            m *= b1
+            g *= 1 - b1
+            m += g  # m = b1 m + (1 - b1) g
             g *= g
-            g *= 1 - self.beta2
-            v += g
-            # eps scaled as in the bias-corrected form: m_hat / (sqrt(v_hat) + eps)
-            p -= step_size * m / (np.sqrt(v) + self.eps * np.sqrt(1 - self.beta2**t))
+            g *= (1 - b2) / (1 - b1) ** 2
+            v *= b2
+            v += g  # v = b2 v + (1 - b2) g^2
+            np.sqrt(v, out=g)
+            g += eps
+            np.divide(m, g, out=g)
+            g *= step_size
+            p -= g
 
     def state(self) -> dict[str, list[Array]]:
         return {"m": self.m, "v": self.v}
