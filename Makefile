@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 EPOCHS ?= 3
 DEMO_RUN ?= runs/demo
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench-accuracy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+# Trains the shipped best configs and a few plain ones (about 40 minutes on 2 cores);
+# writes benchmarks/RESULTS.md. DATA_ROOT holds mnist/ and fashion-mnist/ (.gz files).
+DATA_ROOT ?= ../shared/data
+bench-accuracy: $(VENV)/.installed
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/accuracy.py --data-root $(DATA_ROOT)
 
 lint: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet ruff

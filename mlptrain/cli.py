@@ -40,6 +40,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except MlptrainError as exc:
             raise _Failure(str(exc), exc.exit_code) from None
+        except MemoryError:
+            raise _Failure("out of memory: the network or the data set is too large for this machine; "
+                           "use smaller --hidden layers or a smaller --batch-size", 1) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

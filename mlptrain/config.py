@@ -24,6 +24,8 @@ from mlptrain.schedules import SCHEDULES
 DTYPES = ("float32", "float64")
 MONITORS = {"val_acc": "max", "val_loss": "min"}  # metric -> which direction is better
 MAX_SEED = 2**63 - 1
+# 16384 x 16384 float32 weights are 1 GiB, already more than a CPU MLP trainer should be asked for.
+MAX_WIDTH = 16384
 
 
 @dataclass(frozen=True)
@@ -128,8 +130,10 @@ def _text(value: Any) -> str:
 
 def parse_hidden(value: Any) -> tuple[int, ...]:
     """Hidden widths from a list, a comma string ``"256,256"``, one int, or ``""``/``0`` (none)."""
-    allowed = 'positive layer widths, e.g. [256, 256] or "256,256" ("" or 0 for no hidden layer)'
-    if value in ("", 0, "0", None) or value == []:
+    allowed = f'layer widths from 1 to {MAX_WIDTH}, e.g. [256, 256] or "256,256" ("" or 0 for no hidden layer)'
+    if value is None:
+        raise ValueError(allowed)
+    if value in ("", 0, "0") or value == []:
         return ()
     if isinstance(value, str):
         try:
@@ -139,7 +143,7 @@ def parse_hidden(value: Any) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100_000 for v in value
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH for v in value
     ):
         raise ValueError(allowed)
     return tuple(value)
@@ -310,7 +314,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_config_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -320,6 +324,34 @@ def load_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must be a mapping of keys to values, got {type(data).__name__}")
     return _normalized(data, path)
+
+
+def _config_loader() -> type:
+    """PyYAML's SafeLoader, stricter about keys and kinder to numbers.
+
+    It refuses a key given twice (PyYAML would keep the last silently) and reads
+    ``1e-3`` as a number, as YAML 1.2 and every flag do (YAML 1.1 wants ``1.0e-3``).
+    """
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return Loader
 
 
 def _normalized(data: dict[Any, Any], path: Path) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from mlptrain.runs import (
     load_checkpoint,
     load_weights,
     read_config,
+    remove_stale_temporaries,
     save_checkpoint,
     save_weights,
     write_config,
@@ -95,6 +96,7 @@ def _start(trainer: Trainer, config: Config, out: Path | None, resume: Path | No
         reporter.init_health(trainer.check_init())
         _report_warnings(trainer, reporter)
         return run_dir
+    remove_stale_temporaries(resume)
     saved = load_checkpoint(resume)
     if saved is None:
         trainer.check_init()  # cut before its first epoch: the run starts over in place
@@ -123,7 +125,7 @@ def _record_divergence(trainer: Trainer, record: _Record, exc: DivergedError) ->
 def _restore(trainer: Trainer, saved: dict[str, np.ndarray], run_dir: Path) -> None:
     try:
         trainer.restore(saved)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise RunDirError(
             f"{run_dir / CHECKPOINT_FILE} does not match this run's config or is damaged ({exc}); "
             "start a new run"

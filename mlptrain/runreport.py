@@ -38,26 +38,47 @@ class RunRecord:
         return series
 
 
+# The keys each file must have, with their types, for the reports to rely on them.
+SUMMARY_KEYS = {"status": str, "stop_reason": str, "warnings": list, "epochs_run": int}
+METRICS_KEYS = {"epoch": int, "train_loss": (int, float), "train_acc": (int, float), "lr": (int, float),
+                "seconds": (int, float)}
+EVAL_KEYS = {"dataset": str, "accuracy": (int, float), "confusion": list}
+
+
 def load_run(run_dir: Path) -> RunRecord:
     """Read config, metrics, summary and eval results; RunDirError when it is not a run directory."""
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
     config = read_config(run_dir)
     return RunRecord(run_dir, config, _read_metrics(run_dir / METRICS_FILE),
-                     _optional_json(run_dir / SUMMARY_FILE), _optional_json(run_dir / EVAL_FILE))
+                     _optional_json(run_dir / SUMMARY_FILE, SUMMARY_KEYS),
+                     _optional_json(run_dir / EVAL_FILE, EVAL_KEYS))
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, ValueError) as exc:
         raise RunDirError(f"{path} is unreadable or not JSON lines: {exc}") from None
+    for row in rows:
+        _check_shape(row, METRICS_KEYS, path)
+    return rows
 
 
-def _optional_json(path: Path) -> dict[str, Any] | None:
-    return read_json(path) if path.exists() else None
+def _optional_json(path: Path, keys: dict[str, Any]) -> dict[str, Any] | None:
+    return _check_shape(read_json(path), keys, path) if path.exists() else None
+
+
+def _check_shape(value: Any, keys: dict[str, Any], path: Path) -> Any:
+    """``value`` if it is a mapping with ``keys`` of the right types; RunDirError naming the file otherwise."""
+    if not isinstance(value, dict):
+        raise RunDirError(f"{path} does not hold an mlptrain record (a JSON object); the run directory is damaged")
+    for key, kind in keys.items():
+        if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool):
+            raise RunDirError(f"{path}: {key!r} is missing or of the wrong type; the run directory is damaged")
+    return value
 
 
 def format_run(record: RunRecord) -> str:

@@ -118,6 +118,14 @@ def load_checkpoint(run_dir: Path) -> dict[str, np.ndarray] | None:
     return _read_npz(path) if path.exists() else None
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files a killed writer left (``.<file>.<random>.tmp``); only for a run
+    being resumed, which has no other writer."""
+    for name in (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE):
+        for stale in run_dir.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def read_config(run_dir: Path) -> dict[str, Any]:
     """The resolved config a run was started with."""
     import yaml

@@ -292,9 +292,27 @@ class Trainer:
         load_state(self.optimizer, saved, state["optimizer_steps"])
         if "best0" in arrays:
             self.best_params = [arrays[f"best{i}"].copy() for i in range(n)]
-        self.progress = Progress(**state["progress"])
+        self.progress = _checked_progress(state["progress"], self.config.epochs)
         self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
         self.dropout_rng.bit_generator.state = state["dropout_rng"]
+
+
+def _checked_progress(saved: dict[str, Any], epochs: int) -> Progress:
+    """The saved Progress, refused (ValueError) unless every field has a type and range that fits."""
+    progress = Progress(**saved)
+    ok = (
+        type(progress.epoch) is int and 0 <= progress.epoch <= epochs
+        and isinstance(progress.history, list) and len(progress.history) == progress.epoch
+        and all(isinstance(m, dict) for m in progress.history)
+        and (progress.best_epoch is None or type(progress.best_epoch) is int)
+        and (progress.best_value is None or isinstance(progress.best_value, (int, float)))
+        and type(progress.stale_epochs) is int
+        and (progress.stop_reason is None or isinstance(progress.stop_reason, str))
+        and isinstance(progress.warnings, list) and isinstance(progress.init_health, list)
+    )
+    if not ok:
+        raise ValueError("its saved training state has fields of the wrong type or range")
+    return progress
 
 
 def _improved(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
