@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from mlptrain.datasets import DATASETS, FILE_NAMES
+from mlptrain.decoded import load_decoded
 from mlptrain.download import ProgressFactory, ensure_dataset
 from mlptrain.errors import DataError
-from mlptrain.fsutil import file_digest
 from mlptrain.idx import read_images, read_labels
 
 Array = np.ndarray
@@ -72,9 +72,9 @@ def find_files(directory: Path) -> list[Path]:
 
 def load_dataset(directory: Path, name: str) -> Dataset:
     """Read and cross-check the four IDX files in ``directory``."""
-    train_x, train_y, test_x, test_y = paths = find_files(directory)
-    train_images, test_images = read_images(train_x), read_images(test_x)
-    train_labels, test_labels = read_labels(train_y), read_labels(test_y)
+    train_x, train_y, test_x, test_y = find_files(directory)
+    (train_images, d1), (test_images, d2) = load_decoded(train_x, read_images), load_decoded(test_x, read_images)
+    (train_labels, d3), (test_labels, d4) = load_decoded(train_y, read_labels), load_decoded(test_y, read_labels)
     _check_counts(train_x, train_images, train_y, train_labels)
     _check_counts(test_x, test_images, test_y, test_labels)
     if train_images.shape[1:] != test_images.shape[1:]:
@@ -96,7 +96,7 @@ def load_dataset(directory: Path, name: str) -> Dataset:
         test_labels=test_labels,
         image_shape=tuple(int(d) for d in train_images.shape[1:]),
         n_classes=n_classes,
-        files={p.name: file_digest(p) for p in paths},
+        files={p.name: d for p, d in zip((train_x, train_y, test_x, test_y), (d1, d3, d2, d4))},
     )
 
 

@@ -109,7 +109,7 @@ def data_download(runner: CliRunner, data_dir: Path, *extra: str) -> Result:
 def assert_cached(fake: Fake, data_dir: Path) -> None:
     """Exactly the four files, byte for byte, and no temporary file beside them."""
     cached = data_dir / NAME
-    assert sorted(p.name for p in cached.iterdir()) == sorted(FILE_NAMES)
+    assert sorted(p.name for p in cached.iterdir() if ".decoded." not in p.name) == sorted(FILE_NAMES)
     for name, body in fake.payloads.items():
         assert (cached / name).read_bytes() == body
 
@@ -270,7 +270,8 @@ def test_two_processes_download_into_one_cache_at_once(tmp_path: Path) -> None:
     assert all(FILE_NAMES[0] in f for f in fetched), fetched  # both really downloaded, side by side
     assert seen, "the reader never saw a file while the downloads ran"
     cached = cache / NAME
-    assert sorted(p.name for p in cached.iterdir()) == sorted(FILE_NAMES)  # no .part file left over
+    # no .part file left over
+    assert sorted(p.name for p in cached.iterdir() if ".decoded." not in p.name) == sorted(FILE_NAMES)
     for name, body in payloads.items():
         assert hashlib.sha256((cached / name).read_bytes()).hexdigest() == hashlib.sha256(body).hexdigest()
 
@@ -309,7 +310,7 @@ def test_corrupted_cache_offline_is_reported_and_never_used(
     one_error(result, f"could not download {FILE_NAMES[2]}", "(no such file)")
     assert not out.exists()  # refused before a run directory was made: nothing trained on bad data
     assert victim.read_bytes() == damaged  # left for `data download` to repair; never half-replaced
-    assert sorted(p.name for p in (data_dir / NAME).iterdir()) == sorted(FILE_NAMES)
+    assert sorted(p.name for p in (data_dir / NAME).iterdir() if ".decoded." not in p.name) == sorted(FILE_NAMES)
 
 
 # --- 4. unwritable data directories -----------------------------------------------------------
