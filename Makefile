@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 EPOCHS ?= 3
 DEMO_RUN ?= runs/demo
 
-.PHONY: demo test lint bench-accuracy clean
+.PHONY: demo test lint bench bench-accuracy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: $(VENV)/.installed
 DATA_ROOT ?= ../shared/data
 bench-accuracy: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/accuracy.py --data-root $(DATA_ROOT)
+
+# Speed against PyTorch, scikit-learn, naive NumPy and the GEMM floor (about 15 minutes);
+# the references live in their own venv (.bench), never in mlptrain's dependencies.
+bench:
+	test -x .bench/bin/python || $(PYTHON) -m venv .bench
+	.bench/bin/python -m pip install --quiet -e . -r benchmarks/requirements.txt
+	.bench/bin/python benchmarks/speed.py --data $(DATA_ROOT)/fashion-mnist
 
 lint: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet ruff

@@ -86,10 +86,10 @@ class NaiveMLP:
         activations, output = self.feedforward(x)
         delta = (output - y) / len(x)  # softmax + cross-entropy
         grads = [None] * len(self.W)
-        for l in range(len(self.W) - 1, -1, -1):
-            grads[l] = np.dot(activations[l].T, delta)
-            if l > 0:
-                delta = np.dot(delta, self.W[l].T)[:, :-1] * relu_prime(activations[l][:, :-1])
+        for layer in range(len(self.W) - 1, -1, -1):
+            grads[layer] = np.dot(activations[layer].T, delta)
+            if layer > 0:
+                delta = np.dot(delta, self.W[layer].T)[:, :-1] * relu_prime(activations[layer][:, :-1])
         return grads
 
     def train_epoch(self, X, Y, batch):
