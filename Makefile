@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
-# Trains the shipped best configs and a few plain ones (about 40 minutes on 2 cores);
+# Trains the shipped best configs, the MNIST candidates and a few plain ones (about 40 minutes on 2 cores);
 # writes benchmarks/RESULTS.md. DATA_ROOT holds mnist/ and fashion-mnist/ (.gz files).
 DATA_ROOT ?= ../shared/data
 bench-accuracy: $(VENV)/.installed
