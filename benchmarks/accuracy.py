@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
@@ -53,17 +55,9 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import numpy as np
 
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+    return (f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, NumPy {np.__version__}")
 
 

@@ -360,15 +360,9 @@ def flops_per_epoch(sizes: list[int], n: int) -> float:
 # --------------------------------------------------------------------------- report
 
 def machine_info() -> dict[str, str]:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": f"{cpu}, {os.cpu_count()} logical cores", "os": f"{platform.system()} {platform.release()}",
+    from machine import cpu_model
+
+    info = {"cpu": f"{cpu_model()}, {os.cpu_count()} logical cores", "os": f"{platform.system()} {platform.release()}",
             "python": platform.python_version()}
     try:
         import numpy as np
