@@ -35,6 +35,7 @@ class Activation:
     derivative: Callable[[Array, Array], Array]
     family: str
     description: str
+    can_die: bool = False  # a unit whose input stays negative gets no useful gradient (relu, leaky-relu)
 
 
 def _logistic(z: Array) -> Array:
@@ -67,13 +68,13 @@ ACTIVATIONS: dict[str, Activation] = {
         ),
         Activation(
             "relu", lambda z: np.maximum(z, 0), lambda z, a: (z > 0).astype(z.dtype),
-            "relu", "max(0, z)",
+            "relu", "max(0, z)", can_die=True,
         ),
         Activation(
             "leaky-relu",
             lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
             lambda z, a: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
-            "relu", f"z if z > 0 else {LEAKY_SLOPE} z",
+            "relu", f"z if z > 0 else {LEAKY_SLOPE} z", can_die=True,
         ),
         Activation("elu", _elu, _elu_derivative, "relu", "z if z > 0 else e^z - 1"),
         Activation(

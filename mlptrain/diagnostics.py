@@ -93,8 +93,8 @@ def _slope_share(net: Network, z: Array, a: Array) -> float:
 
 
 def _dead_share(net: Network, z: Array) -> float:
-    if net.activation.family != "relu" or net.activation.name in ("softplus", "elu"):
-        return 0.0  # softplus and elu have a slope everywhere: their units cannot die
+    if not net.activation.can_die:
+        return 0.0  # softplus, elu, logistic…: a slope everywhere, so no unit can die
     return float(np.mean((z > 0).sum(axis=0) == 0))
 
 

@@ -38,7 +38,7 @@ from mlptrain.runs import (
     write_json,
     write_metrics,
 )
-from mlptrain.train import Evaluation, Trainer, check_fits_data, evaluate
+from mlptrain.train import Evaluation, Trainer, evaluate
 
 
 class Reporter(Protocol):
@@ -61,9 +61,8 @@ def run_fit(
     run whose loss or weights become NaN/inf keeps its last good epoch's
     weights, records ``status: diverged`` and raises DivergedError.
     """
-    check_fits_data(config, data)  # before the directory exists: a refused run leaves nothing
     started = time.time()
-    trainer = Trainer(config, data)
+    trainer = Trainer(config, data)  # checks config against data before the directory exists
     run_dir = _start(trainer, config, out, resume, reporter)
     record = _Record(config, data, directory, run_dir, started, resume is not None, threads)
     try:
