@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make demo   create .venv, install mlptrain, download MNIST, train 3 epochs, evaluate
-#   make test   create .venv, install mlptrain with its test extras, run the test suite
+#   make test   create .venv, install mlptrain with its test and dask extras, run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,10 +12,10 @@ DEMO_RUN ?= runs/demo
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall whenever pyproject.toml changes; the stamp file records the last install.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Reinstall whenever pyproject.toml or the install line changes; the stamp file records the last install.
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
 	touch $@
 
 demo: $(VENV)/.installed

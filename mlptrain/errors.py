@@ -53,3 +53,19 @@ class RunInterrupted(MlptrainError):
             f"interrupted by {name} {where} is in {run_dir}; continue with: mlptrain fit --resume {run_dir}"
         )
         self.exit_code = 143 if terminated else 130
+
+
+class SweepError(MlptrainError):
+    """A sweep cannot run where it was asked to: Dask missing, scheduler unreachable (exit status 1)."""
+
+
+class SweepInterrupted(MlptrainError):
+    """Ctrl-C (exit 130) or SIGTERM (exit 143) during a sweep; the same command resumes it."""
+
+    def __init__(self, sweep_dir: object, finished: int, total: int, terminated: bool) -> None:
+        name = "SIGTERM" if terminated else "Ctrl-C"
+        super().__init__(
+            f"sweep interrupted by {name}: {finished} of {total} trials are recorded in {sweep_dir}; "
+            "run the same command again to continue (finished trials are skipped, unfinished ones resume)"
+        )
+        self.exit_code = 143 if terminated else 130

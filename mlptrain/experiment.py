@@ -51,7 +51,7 @@ class Reporter(Protocol):
 
 def run_fit(
     config: Config, data: Dataset, directory: Path, out: Path | None, reporter: Reporter,
-    resume: Path | None = None, threads: int | None = None,
+    resume: Path | None = None, threads: int | None = None, command: str | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` on ``data`` into a new run directory (or continue ``resume``); returns the summary.
 
@@ -59,12 +59,13 @@ def run_fit(
     (atomically), then the metrics; an interrupted run continues from its last
     checkpoint with ``resume`` and ends exactly as if it had never stopped. A
     run whose loss or weights become NaN/inf keeps its last good epoch's
-    weights, records ``status: diverged`` and raises DivergedError.
+    weights, records ``status: diverged`` and raises DivergedError. ``command`` is
+    recorded in the summary (default: this process's command line).
     """
     started = time.time()
     trainer = Trainer(config, data)  # checks config against data before the directory exists
     run_dir = _start(trainer, config, out, resume, reporter)
-    record = _Record(config, data, directory, run_dir, started, resume is not None, threads)
+    record = _Record(config, data, directory, run_dir, started, resume is not None, threads, command)
     try:
         while not trainer.finished:
             metrics = trainer.run_epoch(reporter.batch)
@@ -154,9 +155,10 @@ class _Record:
     """What the summary needs to know about a run besides the trainer."""
 
     def __init__(self, config: Config, data: Dataset, directory: Path, run_dir: Path, started: float,
-                 resumed: bool, threads: int | None) -> None:
+                 resumed: bool, threads: int | None, command: str | None = None) -> None:
         self.config, self.data, self.directory, self.run_dir = config, data, directory, run_dir
         self.started, self.resumed, self.threads = started, resumed, threads
+        self.command = command or " ".join(["mlptrain", *sys.argv[1:]])
 
     def summary(self, trainer: Trainer, status: str, test: Evaluation | None) -> dict[str, Any]:
         """Write ``summary.json`` (the run's last file) and return it."""
@@ -165,7 +167,7 @@ class _Record:
         summary = {
             "status": status,
             "run_dir": str(self.run_dir),
-            "command": " ".join(["mlptrain", *sys.argv[1:]]),
+            "command": self.command,
             "config": self.config.to_dict(),
             "seed": self.config.seed,
             "epochs_run": len(history),
