@@ -1,8 +1,10 @@
 """The table of hidden-unit activations: name -> (function, derivative).
 
-Every function maps a pre-activation array ``z`` to ``a = f(z)``; every
-derivative maps ``(z, a)`` to ``f'(z)`` elementwise, so it can use whichever of
-the two is cheaper (the logistic derivative is ``a * (1 - a)``). The backward
+Every function maps a pre-activation array ``z`` to ``a = f(z)``, written
+into ``out`` when it is given (the training loop passes a buffer it reuses
+every step, so the forward pass allocates nothing); every derivative maps
+``(z, a)`` to ``f'(z)`` elementwise, so it can use whichever of the two is
+cheaper (the logistic derivative is ``a * (1 - a)``). The backward
 pass in ``network.py`` is one loop that looks the derivative up here: adding an
 activation is adding one row, and the CLI choices and the tests follow.
 """
@@ -31,24 +33,53 @@ class Activation:
     """
 
     name: str
-    function: Callable[[Array], Array]
+    function: Callable[[Array, Array | None], Array]  # (z, out=None) -> f(z)
     derivative: Callable[[Array, Array], Array]
     family: str
     description: str
     can_die: bool = False  # a unit whose input stays negative gets no useful gradient (relu, leaky-relu)
 
 
-def _logistic(z: Array) -> Array:
+def _logistic(z: Array, out: Array | None = None) -> Array:
     # The tanh form never overflows, unlike 1 / (1 + exp(-z)) for large -z.
-    return 0.5 * np.tanh(0.5 * z) + 0.5
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
 
 
-def _softplus(z: Array) -> Array:
-    return np.logaddexp(0.0, z).astype(z.dtype, copy=False)
+def _tanh(z: Array, out: Array | None = None) -> Array:
+    return np.tanh(z, out=out)
 
 
-def _elu(z: Array) -> Array:
-    return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+def _relu(z: Array, out: Array | None = None) -> Array:
+    return np.maximum(z, 0, out=out)
+
+
+def _leaky_relu(z: Array, out: Array | None = None) -> Array:
+    out = np.multiply(z, LEAKY_SLOPE, out=out)
+    return np.maximum(z, out, out=out)  # max(z, slope z) is the leaky relu for any slope below 1
+
+
+def _softplus(z: Array, out: Array | None = None) -> Array:
+    if out is None:
+        out = np.empty_like(z)
+    return np.logaddexp(0.0, z, out=out)
+
+
+def _elu(z: Array, out: Array | None = None) -> Array:
+    out = np.minimum(z, 0, out=out)
+    np.expm1(out, out=out)
+    np.copyto(out, z, where=z > 0)
+    return out
+
+
+def _identity(z: Array, out: Array | None = None) -> Array:
+    if out is None:
+        return z
+    np.copyto(out, z)
+    return out
 
 
 def _elu_derivative(z: Array, a: Array) -> Array:
@@ -63,16 +94,16 @@ ACTIVATIONS: dict[str, Activation] = {
             "1 / (1 + e^-z), output in (0, 1)",
         ),
         Activation(
-            "tanh", np.tanh, lambda z, a: 1.0 - a * a, "saturating",
+            "tanh", _tanh, lambda z, a: 1.0 - a * a, "saturating",
             "hyperbolic tangent, output in (-1, 1)",
         ),
         Activation(
-            "relu", lambda z: np.maximum(z, 0), lambda z, a: (z > 0).astype(z.dtype),
+            "relu", _relu, lambda z, a: (z > 0).astype(z.dtype),
             "relu", "max(0, z)", can_die=True,
         ),
         Activation(
             "leaky-relu",
-            lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+            _leaky_relu,
             lambda z, a: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
             "relu", f"z if z > 0 else {LEAKY_SLOPE} z", can_die=True,
         ),
@@ -82,7 +113,7 @@ ACTIVATIONS: dict[str, Activation] = {
             "log(1 + e^z), a smooth relu",
         ),
         Activation(
-            "identity", lambda z: z, lambda z, a: np.ones_like(z), "linear",
+            "identity", _identity, lambda z, a: np.ones_like(z), "linear",
             "z (a linear network)",
         ),
     )

@@ -5,7 +5,11 @@ Conventions: arrays are batch-major, ``x`` is ``(n, inputs)``; layer ``l`` maps
 ``W[l]`` of shape ``(sizes[l], sizes[l+1])``. Hidden layers apply the
 activation, the last layer gives logits, and the loss is the mean softmax
 cross-entropy. Training, evaluation and the gradient checks all go through
-``forward`` and ``backward`` below: there is no second copy.
+``forward`` and ``backward`` below: there is no second copy. The training
+loop hands them a ``Workspace`` so that every step writes into the same
+preallocated arrays (matrix products with ``out=``) instead of allocating
+fresh ones; without one they allocate, which is what evaluation, the
+diagnostics and the gradient checks use. The arithmetic is the same either way.
 """
 
 from __future__ import annotations
@@ -59,6 +63,60 @@ class Trace:
     logits: Array
 
 
+@dataclass
+class Buffers:
+    """Arrays for ``forward``/``backward`` to write into, one list entry per layer; None: allocate.
+
+    ``pre[l]``/``post[l]``: hidden layer ``l``'s pre-activation and activation
+    (``pre`` has one more entry, the logits); ``dropped[l]``: layer ``l``'s
+    input after dropout; ``delta[l]``: the gradient at hidden layer ``l``'s
+    output; ``grads``: ``[dW0, db0, dW1, …]``.
+    """
+
+    pre: list[Array | None]
+    post: list[Array | None]
+    dropped: list[Array | None]
+    delta: list[Array | None]
+    grads: list[Array | None]
+
+    @classmethod
+    def none(cls, n_layers: int) -> Buffers:
+        """No buffers: every array is allocated (evaluation, diagnostics, gradient checks)."""
+        return cls(*([None] * k for k in (n_layers, n_layers - 1, n_layers, n_layers - 1, 2 * n_layers)))
+
+
+class Workspace:
+    """Preallocated buffers for batches of up to ``rows`` samples, reused step after step.
+
+    Training allocates nothing per step this way, and each matrix product
+    writes into memory that is already mapped and usually still in cache.
+    Whatever ``forward``/``backward`` return with a workspace lives in it: the
+    next step overwrites it, so callers copy what they keep.
+    """
+
+    def __init__(self, net: Network, rows: int) -> None:
+        sizes, dtype = net.sizes, net.dtype
+        self.rows = rows
+        self._views: dict[int, Buffers] = {}  # per batch size: an epoch has at most two
+        self._full = Buffers(
+            pre=[np.empty((rows, s), dtype) for s in sizes[1:]],
+            post=[np.empty((rows, s), dtype) for s in sizes[1:-1]],
+            dropped=[np.empty((rows, s), dtype) for s in sizes[:-1]],
+            delta=[np.empty((rows, s), dtype) for s in sizes[1:-1]],
+            grads=[np.empty_like(p) for p in net.parameters()],
+        )
+
+    def buffers(self, n: int) -> Buffers:
+        """The buffers for a batch of ``n <= rows`` samples: the first ``n`` rows (contiguous views)."""
+        if n > self.rows:
+            raise ValueError(f"a batch of {n} does not fit a workspace of {self.rows} rows")
+        if n not in self._views:
+            full = self._full
+            rows = [[a[:n] for a in arrays] for arrays in (full.pre, full.post, full.dropped, full.delta)]
+            self._views[n] = Buffers(*rows, grads=list(full.grads))
+        return self._views[n]
+
+
 def init_network(
     sizes: list[int],
     activation: str,
@@ -97,24 +155,29 @@ def dropout_masks(
     return masks
 
 
-def forward(net: Network, x: Array, masks: list[Array | None] | None = None) -> Trace:
+def forward(
+    net: Network, x: Array, masks: list[Array | None] | None = None, buffers: Buffers | None = None
+) -> Trace:
     """Run ``x`` ``(n, sizes[0])`` through the net, keeping what backward needs.
 
     ``masks`` (from ``dropout_masks``) turns on dropout; evaluation passes none.
+    ``buffers`` (from a ``Workspace``) receive the results instead of new arrays.
     """
-    masks = masks or [None] * len(net.weights)
+    n_layers = len(net.weights)
+    masks = masks or [None] * n_layers
+    out = buffers or Buffers.none(n_layers)
     trace = Trace(inputs=[], pre=[], post=[], masks=masks, logits=x)
     a = x
     for layer, (w, b) in enumerate(zip(net.weights, net.biases)):
         if masks[layer] is not None:
-            a = a * masks[layer]
+            a = np.multiply(a, masks[layer], out=out.dropped[layer])
         trace.inputs.append(a)
-        z = a @ w
+        z = np.matmul(a, w, out=out.pre[layer])
         z += b
-        if layer == len(net.weights) - 1:
+        if layer == n_layers - 1:
             trace.logits = z
             break
-        a = net.activation.function(z)
+        a = net.activation.function(z, out.post[layer])
         trace.pre.append(z)
         trace.post.append(a)
     return trace
@@ -138,23 +201,28 @@ def softmax_cross_entropy(logits: Array, labels: Array) -> tuple[float, Array]:
     return loss, grad
 
 
-def backward(net: Network, trace: Trace, grad_logits: Array) -> list[Array]:
+def backward(net: Network, trace: Trace, grad_logits: Array, buffers: Buffers | None = None) -> list[Array]:
     """Gradients ``[dW0, db0, dW1, db1, …]`` (the order of ``parameters()``).
 
     Walks from the output back: each layer turns the gradient at its output
     into its weight gradient and, through its dropout mask and the
     activation's derivative, the gradient at the previous layer's output.
+    ``buffers`` (from a ``Workspace``) receive the results instead of new arrays.
     """
-    grads: list[Array] = []
+    n_layers = len(net.weights)
+    out = buffers or Buffers.none(n_layers)
+    grads: list[Array] = [grad_logits] * (2 * n_layers)
     delta = grad_logits
-    for layer in range(len(net.weights) - 1, -1, -1):
-        grads += [delta.sum(axis=0), trace.inputs[layer].T @ delta]
+    for layer in range(n_layers - 1, -1, -1):
+        # inputs.T is a transposed view: BLAS reads it as is, no copy is made.
+        grads[2 * layer] = np.matmul(trace.inputs[layer].T, delta, out=out.grads[2 * layer])
+        grads[2 * layer + 1] = np.sum(delta, axis=0, out=out.grads[2 * layer + 1])
         if layer > 0:
-            delta = delta @ net.weights[layer].T
+            delta = np.matmul(delta, net.weights[layer].T, out=out.delta[layer - 1])
             if trace.masks[layer] is not None:
                 delta *= trace.masks[layer]
             delta *= net.activation.derivative(trace.pre[layer - 1], trace.post[layer - 1])
-    return grads[::-1]
+    return grads
 
 
 def l2_penalty(net: Network, weight_decay: float) -> float:
@@ -164,20 +232,27 @@ def l2_penalty(net: Network, weight_decay: float) -> float:
 
 def loss_and_gradients(
     net: Network, x: Array, labels: Array, weight_decay: float = 0.0,
-    masks: list[Array | None] | None = None,
+    masks: list[Array | None] | None = None, workspace: Workspace | None = None, grad_scale: float = 1.0,
 ) -> tuple[float, list[Array], Array]:
     """Data loss, parameter gradients and logits for one batch: forward then backward.
 
     ``weight_decay`` adds the gradient of ``l2_penalty`` (``weight_decay * W``)
     to each weight gradient; the loss returned is the cross-entropy alone, so
     it compares with validation losses. ``masks`` turns on dropout.
+    ``grad_scale`` multiplies every gradient; backward is linear in the
+    logits' gradient, so the factor is applied there, to an ``(n, classes)``
+    array, instead of to every parameter's gradient.
+    With a ``workspace`` the gradients and logits live in it (see ``Workspace``).
     """
-    trace = forward(net, x, masks)
+    buffers = workspace.buffers(len(x)) if workspace else None
+    trace = forward(net, x, masks, buffers)
     loss, grad_logits = softmax_cross_entropy(trace.logits, labels)
-    grads = backward(net, trace, grad_logits)
+    if grad_scale != 1.0:
+        grad_logits *= grad_scale
+    grads = backward(net, trace, grad_logits, buffers)
     if weight_decay:
         for w, g in zip(net.weights, grads[0::2]):
-            g += weight_decay * w
+            g += (grad_scale * weight_decay) * w
     return loss, grads, trace.logits
 
 

@@ -27,6 +27,7 @@ from mlptrain.errors import ConfigError, DivergedError
 from mlptrain.initializers import get_initializer
 from mlptrain.network import (
     Network,
+    Workspace,
     apply_max_norm,
     dropout_masks,
     forward,
@@ -129,6 +130,7 @@ class Trainer:
         self.probe = np.sort(probe_rng.choice(self.split.train, min(PROBE_SIZE, len(self.split.train)), False))
         self.net = build_network(config, data.n_inputs, data.n_classes, np.random.default_rng(init_seed))
         self.optimizer = make_optimizer(config.optimizer, self.net.parameters(), _hyper(config))
+        self.workspace = Workspace(self.net, config.batch_size)  # every step reuses its arrays
         self.shuffle_rng = np.random.default_rng(shuffle_seed)
         self.dropout_rng = np.random.default_rng(dropout_seed)
         self.l2 = 0.0 if config.optimizer in DECOUPLED_DECAY else config.weight_decay
@@ -227,10 +229,11 @@ class Trainer:
             masks = None
             if config.dropout or config.input_dropout:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
-            loss, grads, logits = loss_and_gradients(net, x, labels, self.l2, masks)
+            scale = self.optimizer.grad_scale(lr)
+            loss, grads, logits = loss_and_gradients(net, x, labels, self.l2, masks, self.workspace, scale)
             if not np.isfinite(loss):
                 raise DivergedError(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
-            self.optimizer.step(params, grads, lr)
+            self.optimizer.step(params, grads, lr, prescaled=True)
             if config.max_norm is not None:
                 apply_max_norm(net, config.max_norm)
             loss_sum += loss * len(indices)

@@ -8,7 +8,15 @@ import pytest
 from mlptrain.activations import ACTIVATIONS, ALIASES, get_activation
 from mlptrain.errors import ConfigError
 from mlptrain.initializers import INITIALIZERS, get_initializer
-from mlptrain.network import Network, forward, init_network, loss_and_gradients, softmax_cross_entropy
+from mlptrain.network import (
+    Network,
+    Workspace,
+    dropout_masks,
+    forward,
+    init_network,
+    loss_and_gradients,
+    softmax_cross_entropy,
+)
 
 GRADCHECK_INITS = ["he-normal", "glorot-uniform", "uniform"]
 
@@ -30,6 +38,18 @@ def test_activation_keeps_shape_and_dtype(name: str) -> None:
     a = act.function(z)
     assert a.shape == z.shape and a.dtype == np.float32
     assert act.derivative(z, a).dtype == np.float32
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_writes_into_out_exactly_what_it_returns(name: str) -> None:
+    act = ACTIVATIONS[name]
+    z = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+    before = z.copy()
+    out = np.full_like(z, np.nan)
+    result = act.function(z, out)
+    assert result is out
+    np.testing.assert_array_equal(out, act.function(z))
+    np.testing.assert_array_equal(z, before)  # the input is never overwritten: backward needs it
 
 
 def test_logistic_does_not_overflow() -> None:
@@ -116,3 +136,39 @@ def test_sizes_and_parameters_order() -> None:
     net = init_network([6, 5, 4, 2], "tanh", get_initializer("he-uniform"), np.random.default_rng(0))
     assert net.sizes == [6, 5, 4, 2]
     assert [p.shape for p in net.parameters()] == [(6, 5), (5,), (5, 4), (4,), (4, 2), (2,)]
+
+
+@pytest.mark.parametrize("activation", ["relu", "logistic", "identity"])
+def test_workspace_gives_the_same_numbers_as_fresh_arrays(activation: str) -> None:
+    """The training loop's buffers change where results go, never what they are, for full and
+    short batches (an epoch's last batch) and with dropout; weight decay too."""
+    rng = np.random.default_rng(3)
+    net = init_network([7, 6, 5, 4], activation, get_initializer("he-normal"), rng)
+    workspace = Workspace(net, rows=8)
+    for n in (8, 5, 8):
+        x = rng.normal(size=(n, 7)).astype(np.float32)
+        y = rng.integers(0, 4, size=n)
+        masks = dropout_masks(net, n, 0.2, 0.5, np.random.default_rng(n))
+        loss, grads, logits = loss_and_gradients(net, x, y, 0.01, masks)
+        loss_ws, grads_ws, logits_ws = loss_and_gradients(net, x, y, 0.01, masks, workspace)
+        assert loss_ws == loss
+        np.testing.assert_array_equal(logits_ws, logits)
+        for g, g_ws in zip(grads, grads_ws, strict=True):
+            np.testing.assert_array_equal(g_ws, g)
+
+
+def test_workspace_refuses_a_batch_larger_than_its_rows() -> None:
+    net = init_network([3, 2], "relu", get_initializer("he-normal"), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="does not fit"):
+        Workspace(net, rows=4).buffers(5)
+
+
+def test_grad_scale_multiplies_every_gradient() -> None:
+    rng = np.random.default_rng(5)
+    net = init_network([5, 4, 3], "tanh", get_initializer("glorot-uniform"), rng, dtype=np.float64)
+    x, y = rng.normal(size=(6, 5)), rng.integers(0, 3, size=6)
+    loss, grads, _ = loss_and_gradients(net, x, y, weight_decay=0.1)
+    scaled_loss, scaled, _ = loss_and_gradients(net, x, y, weight_decay=0.1, grad_scale=-0.05)
+    assert scaled_loss == loss  # the loss itself is never scaled
+    for g, s in zip(grads, scaled, strict=True):
+        np.testing.assert_allclose(s, -0.05 * g, rtol=1e-12, atol=1e-15)

@@ -100,6 +100,22 @@ def test_sgd_momentum_and_nesterov_steps_by_hand() -> None:
     assert q[0] == pytest.approx(1.0 - 0.095)
 
 
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_prescaled_gradients_give_the_same_step(name: str, nesterov: bool) -> None:
+    """The trainer hands each optimizer gradients already multiplied by its grad_scale(lr)."""
+    rng = np.random.default_rng(0)
+    start, hyper = rng.normal(size=(3, 4)), Hyper(momentum=0.9, nesterov=nesterov)
+    plain, prescaled = start.copy(), start.copy()
+    opt_plain = make_optimizer(name, [plain], hyper)
+    opt_prescaled = make_optimizer(name, [prescaled], hyper)
+    for lr in (0.1, 0.05, 0.02):
+        g = rng.normal(size=(3, 4))
+        opt_plain.step([plain], [g.copy()], lr)
+        opt_prescaled.step([prescaled], [g * opt_prescaled.grad_scale(lr)], lr, prescaled=True)
+    np.testing.assert_allclose(prescaled, plain, rtol=1e-12)
+
+
 def test_adam_and_adamw_first_step_by_hand() -> None:
     # Step 1 of Adam moves each parameter by lr * g / (|g| + eps) ~ lr * sign(g).
     w, b = np.array([[2.0]]), np.array([1.0])
