@@ -14,6 +14,7 @@ resumed run identical to one that was never interrupted.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -231,7 +232,7 @@ class Trainer:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
             scale = self.optimizer.grad_scale(lr)
             loss, grads, logits = loss_and_gradients(net, x, labels, self.l2, masks, self.workspace, scale)
-            if not np.isfinite(loss):
+            if not math.isfinite(loss):
                 raise DivergedError(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
             self.optimizer.step(params, grads, lr, prescaled=True)
             if config.max_norm is not None:
