@@ -15,16 +15,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
-
-import requests
-from requests.exceptions import ChunkedEncodingError, ContentDecodingError
 
 from mlptrain.datasets import DatasetSpec, RemoteFile
 from mlptrain.errors import DataError, DownloadError
 from mlptrain.fsutil import atomic_write, file_digest
+
+if TYPE_CHECKING:
+    import requests
 
 # Called as ``with progress(desc, total_bytes_or_None) as advance: advance(nbytes)``.
 ProgressFactory = Callable[
@@ -130,6 +130,11 @@ def ensure_dataset(
     ``backoff * 2**k`` seconds before retry k+1.
     """
     dest_dir = _make_dir(Path(data_dir) / spec.name)
+    missing = [remote for remote in spec.files if not file_checksum_ok(dest_dir / remote.name, remote)]
+    if not missing:
+        return dest_dir
+    import requests  # only now: it costs every other command a twentieth of a second to import
+
     mirrors = [normalize_mirror(mirror)] if mirror is not None else list(spec.mirrors)
     with requests.Session() as session:
         # Ask for the bytes as stored: a server that gzips the .gz again on the fly
@@ -138,9 +143,7 @@ def ensure_dataset(
         transport = _Transport(
             session, timeout, max(1, retries), backoff, progress or _no_progress
         )
-        for remote in spec.files:
-            if file_checksum_ok(dest_dir / remote.name, remote):
-                continue
+        for remote in missing:
             good = _download_file(remote, dest_dir, mirrors, transport, len(spec.files))
             # Start the next file at the mirror that just worked, so a dead first
             # mirror costs its timeouts once rather than once per file.
@@ -239,6 +242,8 @@ def _fetch_http(url: str, out: BinaryIO, desc: str, transport: _Transport) -> No
 
 def _http_once(url: str, out: BinaryIO, desc: str, transport: _Transport) -> None:
     """One GET of ``url`` into ``out``; raises _MirrorFailed/_Retryable with a short reason."""
+    import requests  # already loaded by ensure_dataset
+
     try:
         with transport.session.get(url, stream=True, timeout=transport.timeout) as response:
             response.raise_for_status()
@@ -266,6 +271,9 @@ def _content_length(response: requests.Response) -> int | None:
 
 def _classify(exc: requests.RequestException) -> _MirrorFailed:
     """Map a requests exception to a short reason, retryable unless it cannot change."""
+    import requests
+    from requests.exceptions import ChunkedEncodingError, ContentDecodingError
+
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         code = exc.response.status_code
         # 4xx will not change on retry, except "request timeout" and "too many requests".
