@@ -70,7 +70,7 @@ class Buffers:
     ``pre[l]``/``post[l]``: hidden layer ``l``'s pre-activation and activation
     (``pre`` has one more entry, the logits); ``dropped[l]``: layer ``l``'s
     input after dropout; ``delta[l]``: the gradient at hidden layer ``l``'s
-    output; ``grads``: ``[dW0, db0, dW1, …]``; ``ones``: a vector of ones, one per sample.
+    output; ``grads``: ``[dW0, db0, dW1, …]``.
     """
 
     pre: list[Array | None]
@@ -78,7 +78,6 @@ class Buffers:
     dropped: list[Array | None]
     delta: list[Array | None]
     grads: list[Array | None]
-    ones: Array | None = None  # n ones: summing over the batch is a product with it
 
     @classmethod
     def none(cls, n_layers: int) -> Buffers:
@@ -105,7 +104,6 @@ class Workspace:
             dropped=[np.empty((rows, s), dtype) for s in sizes[:-1]],
             delta=[np.empty((rows, s), dtype) for s in sizes[1:-1]],
             grads=[np.empty_like(p) for p in net.parameters()],
-            ones=np.ones(rows, dtype),
         )
 
     def buffers(self, n: int) -> Buffers:
@@ -115,7 +113,7 @@ class Workspace:
         if n not in self._views:
             full = self._full
             rows = [[a[:n] for a in arrays] for arrays in (full.pre, full.post, full.dropped, full.delta)]
-            self._views[n] = Buffers(*rows, grads=list(full.grads), ones=full.ones[:n])
+            self._views[n] = Buffers(*rows, grads=list(full.grads))
         return self._views[n]
 
 
@@ -214,14 +212,11 @@ def backward(net: Network, trace: Trace, grad_logits: Array, buffers: Buffers | 
     n_layers = len(net.weights)
     out = buffers or Buffers.none(n_layers)
     grads: list[Array] = [grad_logits] * (2 * n_layers)
-    ones = out.ones if out.ones is not None else np.ones(len(grad_logits), grad_logits.dtype)
     delta = grad_logits
     for layer in range(n_layers - 1, -1, -1):
         # inputs.T is a transposed view: BLAS reads it as is, no copy is made.
         grads[2 * layer] = np.matmul(trace.inputs[layer].T, delta, out=out.grads[2 * layer])
-        # The bias gradient sums delta over the batch; as a product with a row of ones it is a BLAS
-        # matrix-vector call, several times faster than a column-wise reduction.
-        grads[2 * layer + 1] = np.matmul(ones, delta, out=out.grads[2 * layer + 1])
+        grads[2 * layer + 1] = np.sum(delta, axis=0, out=out.grads[2 * layer + 1])
         if layer > 0:
             delta = np.matmul(delta, net.weights[layer].T, out=out.delta[layer - 1])
             if trace.masks[layer] is not None:
