@@ -12,6 +12,7 @@ import hashlib
 import os
 import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -63,10 +64,23 @@ def signals_deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM until the block ends, so that files written together stay in step.
 
     A signal that arrives inside is delivered (and raises) when the block exits.
+    Python-level handlers, not a signal mask: masking the main thread alone does
+    not hold a signal, because the kernel then hands it to another thread (BLAS
+    keeps a pool of them) whose C handler still interrupts the main thread.
+    Outside the main thread, where handlers cannot be installed, nothing is held.
     """
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda s, _frame: received.append(s)) for signum in _HELD}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if received:
+            signal.raise_signal(received[0])  # now handled as usual (KeyboardInterrupt, Terminated, …)
+
+
+_HELD = (signal.SIGINT, signal.SIGTERM)

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -766,3 +767,22 @@ def test_kill_9_mid_fit_then_resume_equals_an_uninterrupted_run(runner: CliRunne
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])
     assert summary["test"] == json.loads((whole / "summary.json").read_text())["test"]
+
+
+def test_signals_are_held_inside_a_deferred_block_even_with_other_threads() -> None:
+    """A process signal goes to any thread that does not block it (BLAS keeps a pool); the
+    block must still hold it until the files written together are all written."""
+    stop = threading.Event()
+    bystander = threading.Thread(target=stop.wait, daemon=True)  # a thread the kernel may deliver to
+    bystander.start()
+    reached_end = False
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with fsutil.signals_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)  # long enough for any delivery; a held signal must not interrupt this
+                reached_end = True
+    finally:
+        stop.set()
+        bystander.join()
+    assert reached_end
