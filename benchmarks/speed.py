@@ -18,7 +18,7 @@ the sum of the best-of-many times of each matrix product one step needs
 (forward x@W per layer, a.T@delta per layer, delta@W.T for all layers but the
 first), times the steps per epoch.
 
-    python benchmarks/speed.py                                   # the full benchmark (~15 min on 2 cores)
+    python benchmarks/speed.py                                   # the full benchmark (~20 min on 2 cores)
     python benchmarks/speed.py --subset 5000 --repeats 1 --threads 1 --hidden 256,256   # smoke test
     python benchmarks/speed.py --only mlptrain,torch --ref-python .bench/bin/python
 
@@ -563,7 +563,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=5, help="interleaved rounds, one process per system each")
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP/torch threads in every process")
-    p.add_argument("--epochs-per-repeat", type=int, default=1, help="timed epochs per process")
+    p.add_argument("--epochs-per-repeat", type=int, default=2,
+                   help="timed epochs per process (two: a median over 10 epochs shrugs off one disturbed epoch)")
     p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs first, in every process")
     p.add_argument("--subset", type=int, default=0, help="use only the first N training images (smoke tests)")
     p.add_argument("--only", default=",".join(SYSTEMS),
