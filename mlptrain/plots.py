@@ -166,7 +166,7 @@ def _cell(group: Any) -> tuple[float, str]:
     if group is None:
         return float("nan"), "not run"
     broken = {s: n for s, n in group.statuses.items() if s != "complete"}
-    note = "\n" + ", ".join(f"{n} {s[:4]}." for s, n in sorted(broken.items())) if broken else ""
+    note = "\n" + "\n".join(f"{n} {s}" for s, n in sorted(broken.items())) if broken else ""
     if group.test_acc is None:
         return float("nan"), note.strip() or "-"
     return group.test_acc[0], f"{100 * group.test_acc[0]:.1f}{note}"

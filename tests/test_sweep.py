@@ -258,28 +258,34 @@ def test_failed_and_diverged_trials_are_recorded_and_the_rest_finish(runner: Cli
     assert [r["status"] for r in results(tmp_path / "out")] == [r["status"] for r in rows.values()]
 
 
-def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path, tiny: Path) -> None:
+@pytest.mark.parametrize("where", [["--workers", "2"], ["--cluster", "local", "--workers", "2"]],
+                         ids=["local-pool", "dask-local-cluster"])
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path, tiny: Path, where: list[str]) -> None:
+    if "--cluster" in where:
+        pytest.importorskip("distributed")
     spec = write_spec(tmp_path / "s.yaml", tiny, grid={"init_range": [0.1, 0.3]},
-                      base={"hidden": [64], "epochs": 60, "val_size": 30})
-    command = [sys.executable, "-m", "mlptrain", "sweep", str(spec), "--out", str(tmp_path / "out"),
-               "--workers", "2", "--quiet"]
+                      base={"hidden": [64], "epochs": 200, "val_size": 30})
+    command = [sys.executable, "-m", "mlptrain", "sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet",
+               *where]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # A terminal's Ctrl-C goes to the whole process group: the sweep, its workers, a LocalCluster's processes.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
     deadline = time.monotonic() + 30
     while not list((tmp_path / "out").glob("*/checkpoint.npz")) and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert "sweep interrupted by Ctrl-C" in stderr and "run the same command again" in stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and len(stderr.splitlines()) == 2  # the "sweep: ..." line and the error
     unfinished = [d for d in (tmp_path / "out").iterdir() if d.is_dir() and not (d / "summary.json").exists()]
-    assert unfinished and all((d / "config.yaml").exists() for d in unfinished)
+    assert unfinished and all((d / "checkpoint.npz").exists() for d in unfinished)
 
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     rows = results(tmp_path / "out")
-    assert [r["status"] for r in rows] == ["complete", "complete"] and all(r["epochs_run"] == 60 for r in rows)
+    assert [r["status"] for r in rows] == ["complete", "complete"] and all(r["epochs_run"] == 200 for r in rows)
     resumed = [json.loads((tmp_path / "out" / r["trial"] / "summary.json").read_text())["resumed"] for r in rows]
     assert any(resumed)
 
