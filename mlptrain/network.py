@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlptrain.activations import Activation, get_activation
-from mlptrain.flat import packed_like, packed_zeros
 from mlptrain.initializers import Initializer
 
 Array = np.ndarray
@@ -104,7 +103,7 @@ class Workspace:
             post=[np.empty((rows, s), dtype) for s in sizes[1:-1]],
             dropped=[np.empty((rows, s), dtype) for s in sizes[:-1]],
             delta=[np.empty((rows, s), dtype) for s in sizes[1:-1]],
-            grads=packed_like(net.parameters()),  # one buffer, like the parameters: see flat.py
+            grads=[np.empty_like(p) for p in net.parameters()],
         )
 
     def buffers(self, n: int) -> Buffers:
@@ -128,18 +127,12 @@ def init_network(
     bias_init: float = 0.0,
     dtype: np.dtype | type = np.float32,
 ) -> Network:
-    """A fresh network of the given layer widths, weights drawn from ``rng``.
-
-    The parameters lie end to end in one buffer (``flat.packed_zeros``), so the
-    optimizer can update them all in one NumPy call per operation.
-    """
-    shapes = [shape for fan_in, fan_out in zip(sizes[:-1], sizes[1:]) for shape in ((fan_in, fan_out), (fan_out,))]
-    params = packed_zeros(shapes, dtype)
-    weights, biases = params[0::2], params[1::2]
-    for w, (fan_in, fan_out) in zip(weights, zip(sizes[:-1], sizes[1:])):
-        w[...] = init.draw(rng, fan_in, fan_out, init_range, init_std, dtype)
-    for b in biases:
-        b[...] = bias_init
+    """A fresh network of the given layer widths, weights drawn from ``rng``."""
+    weights = [
+        init.draw(rng, fan_in, fan_out, init_range, init_std, dtype)
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:])
+    ]
+    biases = [np.full(fan_out, bias_init, dtype=dtype) for fan_out in sizes[1:]]
     return Network(weights, biases, get_activation(activation))
 
 

@@ -19,7 +19,6 @@ from typing import Callable, Protocol
 import numpy as np
 
 from mlptrain.errors import ConfigError
-from mlptrain.flat import as_flat, packed_like
 
 Array = np.ndarray
 
@@ -63,7 +62,7 @@ class SGD:
 
     def __init__(self, params: list[Array], hyper: Hyper) -> None:
         self.momentum, self.nesterov = hyper.momentum, hyper.nesterov
-        self.velocity = packed_like(params)
+        self.velocity = [np.zeros_like(p) for p in params]
         self.steps = 0
 
     def grad_scale(self, lr: float) -> float:
@@ -71,7 +70,7 @@ class SGD:
 
     def step(self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False) -> None:
         self.steps += 1
-        for p, g, v in zip(*_whole(params, grads, self.velocity)):
+        for p, g, v in zip(params, grads, self.velocity):
             if not prescaled:
                 g *= -lr  # the gradient is ours to reuse: saves an allocation per step
             v *= self.momentum
@@ -95,8 +94,8 @@ class Adam:
     def __init__(self, params: list[Array], hyper: Hyper, decoupled: bool = False) -> None:
         self.beta1, self.beta2, self.eps = hyper.beta1, hyper.beta2, hyper.eps
         self.decay = hyper.weight_decay if decoupled else 0.0
-        self.m = packed_like(params)
-        self.v = packed_like(params)
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
         self.steps = 0
 
     def grad_scale(self, lr: float) -> float:
@@ -108,10 +107,9 @@ class Adam:
         b1, b2 = self.beta1, self.beta2
         step_size = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
         eps = self.eps * np.sqrt(1 - b2**t)  # eps of the bias-corrected form m_hat / (sqrt(v_hat) + eps)
-        if self.decay:
-            for w in params[0::2]:  # even entries are weight matrices; biases are not decayed
-                w *= 1 - lr * self.decay
-        for p, g, m, v in zip(*_whole(params, grads, self.m, self.v)):
+        for i, (p, g, m, v) in enumerate(zip(params, grads, self.m, self.v)):
+            if self.decay and i % 2 == 0:  # even entries are weight matrices
+                p *= 1 - lr * self.decay
             # The gradient buffer is the scratch space: no allocation per step.
             m *= b1
             g *= 1 - b1
@@ -128,14 +126,6 @@ class Adam:
 
     def state(self) -> dict[str, list[Array]]:
         return {"m": self.m, "v": self.v}
-
-
-def _whole(*groups: list[Array]) -> list[list[Array]]:
-    """Each group as one flat array when all of them lie end to end in their buffers, else as given."""
-    flats = [as_flat(group) for group in groups]
-    if all(flat is not None for flat in flats):
-        return [[flat] for flat in flats]
-    return list(groups)
 
 
 OPTIMIZERS: dict[str, Callable[[list[Array], Hyper], Optimizer]] = {

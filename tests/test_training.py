@@ -14,7 +14,6 @@ from mlptrain.cli import cli
 from mlptrain.config import build_config, default_init
 from mlptrain.data import load_dataset
 from mlptrain.errors import ConfigError
-from mlptrain.flat import as_flat, packed_zeros
 from mlptrain.initializers import get_initializer
 from mlptrain.network import (
     apply_max_norm,
@@ -115,40 +114,6 @@ def test_prescaled_gradients_give_the_same_step(name: str, nesterov: bool) -> No
         opt_plain.step([plain], [g.copy()], lr)
         opt_prescaled.step([prescaled], [g * opt_prescaled.grad_scale(lr)], lr, prescaled=True)
     np.testing.assert_allclose(prescaled, plain, rtol=1e-12)
-
-
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_packed_and_separate_parameters_take_identical_steps(name: str) -> None:
-    """Parameters in one buffer are updated with one NumPy call per operation; the numbers must not change."""
-    rng = np.random.default_rng(1)
-    shapes = [(5, 4), (4,), (4, 3), (3,)]
-    separate = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
-    packed = packed_zeros(shapes, np.float32)
-    for p, q in zip(packed, separate):
-        p[...] = q
-    assert as_flat(packed) is not None and as_flat(separate) is None
-    hyper = Hyper(weight_decay=0.1)
-    opt_separate, opt_packed = make_optimizer(name, separate, hyper), make_optimizer(name, packed, hyper)
-    for _ in range(3):
-        grads = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
-        opt_separate.step(separate, [g.copy() for g in grads], 0.01)
-        opt_packed.step(packed, [g.copy() for g in grads], 0.01)  # separate grads: the per-array path
-        grads_packed = packed_zeros(shapes, np.float32)
-        for gp, g in zip(grads_packed, grads):
-            gp[...] = g
-        opt_separate.step(separate, grads, 0.01)
-        opt_packed.step(packed, grads_packed, 0.01)  # all packed: the one-call path
-    for p, q in zip(packed, separate, strict=True):
-        np.testing.assert_array_equal(p, q)
-
-
-def test_as_flat_needs_arrays_end_to_end_in_order() -> None:
-    a, b, c = packed_zeros([(2, 3), (3,), (4,)], np.float32)
-    assert as_flat([a, b, c]).shape == (13,)
-    assert as_flat([b, c]).shape == (7,)
-    assert as_flat([a, c]) is None  # a gap
-    assert as_flat([b, a]) is None  # out of order
-    assert as_flat([a[:, :2], b]) is None  # not contiguous
 
 
 def test_adam_and_adamw_first_step_by_hand() -> None:
