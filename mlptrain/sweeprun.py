@@ -7,9 +7,9 @@ arrays. A trial that raises becomes a ``failed`` record; a diverged one is a
 result (``diverged``). Re-running skips trials whose run has a finished
 ``summary.json``, resumes those with a checkpoint, and redoes the rest.
 
-Ctrl-C: the local pool's workers ignore SIGINT and are terminated by the
-parent (atomic writes and the checkpoint/metrics pairing keep their run
-directories resumable); Dask trials are asked to stop at their next batch
+Ctrl-C: the local pool's workers ignore SIGINT and are killed by the parent
+(atomic writes and resume-from-checkpoint keep their run directories
+resumable); Dask trials are asked to stop at their next batch
 through a distributed Event, and the cluster's own workers carry on.
 """
 
@@ -260,11 +260,17 @@ def _outcome(future: Future, task: TrialTask) -> Record:
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
-    """Stop queued trials and end the running ones now (their run directories stay resumable)."""
+    """Stop queued trials and end the running ones now (their run directories stay resumable).
+
+    SIGKILL, not SIGTERM: a trial may hold signals while it writes its
+    checkpoint and metrics, and must not outlive the sweep. Killing it is safe
+    for the files: every write is atomic, a resumed run rebuilds metrics.jsonl
+    from its checkpoint and removes stale temporary files.
+    """
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before 3.14
     pool.shutdown(wait=False, cancel_futures=True)  # forgets the processes: they were taken above
     for process in processes:
-        process.terminate()
+        process.kill()
     for process in processes:
         process.join(timeout=10)
 
