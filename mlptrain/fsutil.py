@@ -63,24 +63,29 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 def signals_deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM until the block ends, so that files written together stay in step.
 
-    A signal that arrives inside is delivered (and raises) when the block exits.
-    Python-level handlers, not a signal mask: masking the main thread alone does
-    not hold a signal, because the kernel then hands it to another thread (BLAS
-    keeps a pool of them) whose C handler still interrupts the main thread.
-    Outside the main thread, where handlers cannot be installed, nothing is held.
+    A signal that arrives inside is delivered (and raises) when the block exits;
+    if both came, SIGTERM goes first (the stronger request: its exception ends
+    the block's caller before SIGINT would). A signal the process ignores stays
+    ignored. Python-level handlers, not a signal mask: masking the main thread
+    alone does not hold a signal, because the kernel then hands it to another
+    thread (BLAS keeps a pool of them) whose C handler still interrupts the main
+    thread. Outside the main thread, where handlers cannot be installed,
+    nothing is held.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[int] = []
-    previous = {signum: signal.signal(signum, lambda s, _frame: received.append(s)) for signum in _HELD}
+    received: set[int] = set()
+    held = [signum for signum in _HELD if signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, lambda s, _frame: received.add(s)) for signum in held}
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        if received:
-            signal.raise_signal(received[0])  # now handled as usual (KeyboardInterrupt, Terminated, …)
+        for signum in _HELD:  # in order of precedence
+            if signum in received:
+                signal.raise_signal(signum)  # now handled as usual (Terminated, KeyboardInterrupt, …)
 
 
-_HELD = (signal.SIGINT, signal.SIGTERM)
+_HELD = (signal.SIGTERM, signal.SIGINT)  # in order of precedence

@@ -786,3 +786,27 @@ def test_signals_are_held_inside_a_deferred_block_even_with_other_threads() -> N
         stop.set()
         bystander.join()
     assert reached_end
+
+
+def test_deferred_block_leaves_an_ignored_sigint_ignored_and_delivers_sigterm() -> None:
+    """A sweep worker ignores SIGINT (the parent handles Ctrl-C); a SIGTERM held behind it must still come."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    class Term(Exception):
+        pass
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Term
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        with pytest.raises(Term):
+            with fsutil.signals_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.2)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
