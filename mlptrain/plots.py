@@ -12,6 +12,7 @@ from typing import Any
 
 from mlptrain.fsutil import atomic_write
 from mlptrain.runreport import RunRecord
+from mlptrain.sweepresults import show_value
 
 CURVES_FILE, HEALTH_FILE, CONFUSION_FILE = "curves.png", "health.png", "confusion.png"
 HEALTH_PANELS = [  # column, title, log scale
@@ -151,14 +152,11 @@ def plot_sweep(sweep_dir: Path) -> list[Path]:
 
 def _axis_values(values: list[Any]) -> list[Any]:
     """Numbers ascending (a log grid reads left to right); anything else in the spec's order."""
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    return sorted(values) if numeric else list(values)
+    return sorted(values) if _numeric(values) else list(values)
 
 
-def _tick(value: Any) -> str:
-    if isinstance(value, list):
-        return "-".join(map(str, value)) or "none"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def _numeric(values: list[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 def _cell(group: Any) -> tuple[float, str]:
@@ -189,8 +187,8 @@ def sweep_heatmap_figure(keys: list[str], axes: list[list[Any]], groups: dict[st
     for (i, j), text in texts.items():
         dark = np.isnan(values[i, j]) or values[i, j] > 0.6
         ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if dark else "white")
-    ax.set(xticks=range(len(cols)), xticklabels=[_tick(c) for c in cols], xlabel=keys[1],
-           yticks=range(len(rows)), yticklabels=[_tick(r) for r in rows], ylabel=keys[0],
+    ax.set(xticks=range(len(cols)), xticklabels=[show_value(c) for c in cols], xlabel=keys[1],
+           yticks=range(len(rows)), yticklabels=[show_value(r) for r in rows], ylabel=keys[0],
            title=f"test accuracy % (mean over {seeds} seed{'s' if seeds != 1 else ''})")
     fig.colorbar(image, ax=ax, label="test accuracy", fraction=0.05)
     return fig
@@ -200,7 +198,7 @@ def sweep_curves_figure(key: str, values: list[Any], groups: dict[str, Any], see
     """Mean test and validation accuracy over one varying key, with the seeds' std as error bars."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    numeric = _numeric(values)
     xs = values if numeric else list(range(len(values)))
     for attr, label, style in (("test_acc", "test", "-o"), ("val_acc", "validation (best epoch)", "--s")):
         stats = [getattr(groups.get(json.dumps([v])), attr, None) for v in values]
@@ -209,7 +207,7 @@ def sweep_curves_figure(key: str, values: list[Any], groups: dict[str, Any], see
     if numeric and min(values) > 0 and max(values) / min(values) >= 100:
         ax.set_xscale("log")
     if not numeric:
-        ax.set_xticks(xs, [_tick(v) for v in values])
+        ax.set_xticks(xs, [show_value(v) for v in values])
     ax.set(xlabel=key, ylabel="accuracy", title=f"accuracy over {key} (mean ± std over {seeds} "
            f"seed{'s' if seeds != 1 else ''})")
     ax.legend()

@@ -62,13 +62,21 @@ def create_run_dir(out: Path | None, activation: str, init: str, root: Path = Pa
         suffix = 2
         while out.exists():
             out, suffix = root / f"{stem}-{suffix}", suffix + 1
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} already exists and is not an empty directory; choose a new --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create run directory {out}: {exc.strerror or exc}") from None
+    make_new_dir(out, "run", "an empty directory")
     return out
+
+
+def make_new_dir(path: Path, kind: str, expected: str) -> None:
+    """Create ``path`` (and parents) for a new run or sweep; it may exist only as an empty directory.
+
+    ConfigError (the user's ``--out`` is taken) names what it should have been; RunDirError if it cannot be made.
+    """
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"--out {path} already exists and is not {expected}; choose a new --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create {kind} directory {path}: {exc.strerror or exc}") from None
 
 
 def save_weights(path: Path, net: Network, meta: dict[str, Any]) -> None:

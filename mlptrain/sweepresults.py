@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,15 +128,13 @@ def mean_std(values: list[float | None]) -> tuple[float, float] | None:
     present = [v for v in values if v is not None]
     if not present:
         return None
-    mean = sum(present) / len(present)
-    var = sum((v - mean) ** 2 for v in present) / (len(present) - 1) if len(present) > 1 else 0.0
-    return mean, math.sqrt(var)
+    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0
 
 
 def format_summary(groups: list[Group], varying: list[str]) -> str:
     """The summary table: one line per grid point, mean ± std over seeds, in percent."""
     headers = [*varying, "seeds", "val acc %", "test acc %", "status"]
-    rows = [[*(_show(g.params[k]) for k in varying), str(g.seeds), _pm(g.val_acc), _pm(g.test_acc),
+    rows = [[*(show_value(g.params[k]) for k in varying), str(g.seeds), _pm(g.val_acc), _pm(g.test_acc),
              ", ".join(f"{n} {s}" for s, n in sorted(g.statuses.items()))] for g in groups]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     left = {*range(len(varying)), len(headers) - 1}  # names and statuses read left-aligned, numbers right
@@ -147,7 +146,8 @@ def format_summary(groups: list[Group], varying: list[str]) -> str:
     return "\n".join(text.rstrip() for text in out)
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A grid value in tables and plot ticks: 0.001, relu, 256,256."""
     if isinstance(value, list):
         return ",".join(map(str, value)) or "none"
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)

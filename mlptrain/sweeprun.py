@@ -38,7 +38,15 @@ from mlptrain.errors import (
     SweepInterrupted,
     Terminated,
 )
-from mlptrain.runs import CONFIG_FILE, SUMMARY_FILE, read_config, read_json, write_json, write_text
+from mlptrain.runs import (
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    make_new_dir,
+    read_config,
+    read_json,
+    write_json,
+    write_text,
+)
 from mlptrain.sweep import SweepPlan, Trial, sweep_record
 from mlptrain.sweepresults import (
     FINISHED,
@@ -134,12 +142,7 @@ def prepare_sweep_dir(plan: SweepPlan, sweep_dir: Path, spec_text: str) -> None:
             raise ConfigError(f"{sweep_dir} holds another sweep (its {SWEEP_FILE} was made from a different spec); "
                               "choose a new --out, or delete that directory to start over")
         return
-    if sweep_dir.exists() and (not sweep_dir.is_dir() or any(sweep_dir.iterdir())):
-        raise ConfigError(f"--out {sweep_dir} already exists and is not a sweep directory; choose a new --out")
-    try:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create sweep directory {sweep_dir}: {exc.strerror or exc}") from None
+    make_new_dir(sweep_dir, "sweep", "a sweep directory")
     write_text(sweep_dir / SPEC_COPY, spec_text)
     write_json(sweep_dir / SWEEP_FILE, record)  # last: a directory with sweep.json is a whole sweep directory
 

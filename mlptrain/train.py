@@ -222,6 +222,7 @@ class Trainer:
         config, net = self.config, self.net
         params = net.parameters()
         n_batches = -(-len(order) // config.batch_size)
+        scale = self.optimizer.grad_scale(lr)  # lr is the epoch's: one factor for every step
         loss_sum = correct = 0.0
         for b in range(n_batches):
             indices = order[b * config.batch_size:(b + 1) * config.batch_size]
@@ -230,7 +231,6 @@ class Trainer:
             masks = None
             if config.dropout or config.input_dropout:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
-            scale = self.optimizer.grad_scale(lr)
             loss, grads, logits = loss_and_gradients(net, x, labels, self.l2, masks, self.workspace, scale)
             if not math.isfinite(loss):
                 raise DivergedError(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
