@@ -110,6 +110,5 @@ def _check_counts(images_path: Path, images: Array, labels_path: Path, labels: A
 
 def gather_batch(images: Array, indices: Array | slice, dtype: np.dtype | type) -> Array:
     """Rows ``indices`` of uint8 ``images`` as floats in ``[0, 1]``, shape ``(len(indices), pixels)``."""
-    batch = images[indices].astype(dtype)
-    batch *= 1.0 / 255.0
-    return batch
+    # One pass: the uint8 -> float conversion happens inside the multiplication's loop.
+    return np.multiply(images[indices], np.dtype(dtype).type(1.0 / 255.0), dtype=dtype)

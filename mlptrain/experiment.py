@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from mlptrain import __version__
+from mlptrain.blas import kernel_name
 from mlptrain.config import Config
 from mlptrain.data import Dataset
 from mlptrain.diagnostics import HealthWarning, LayerHealth
@@ -184,7 +185,7 @@ class _Record:
             "blas_threads": self.threads,
             "dataset": _dataset_record(self.data, self.directory),
             "versions": {
-                "mlptrain": __version__, "numpy": np.__version__,
+                "mlptrain": __version__, "numpy": np.__version__, "blas_kernels": kernel_name(),
                 "python": platform.python_version(), "platform": platform.platform(),
             },
         }

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlptrain.activations import Activation, get_activation
+from mlptrain.blas import accumulate_product
 from mlptrain.initializers import Initializer
 
 Array = np.ndarray
@@ -94,7 +95,8 @@ class Workspace:
     next step overwrites it, so callers copy what they keep.
     """
 
-    def __init__(self, net: Network, rows: int) -> None:
+    def __init__(self, net: Network, rows: int, grads: list[Array] | None = None) -> None:
+        """``grads``: arrays to hold the gradients (e.g. an optimizer's, to accumulate into); default: new ones."""
         sizes, dtype = net.sizes, net.dtype
         self.rows = rows
         self._views: dict[int, Buffers] = {}  # per batch size: an epoch has at most two
@@ -103,7 +105,7 @@ class Workspace:
             post=[np.empty((rows, s), dtype) for s in sizes[1:-1]],
             dropped=[np.empty((rows, s), dtype) for s in sizes[:-1]],
             delta=[np.empty((rows, s), dtype) for s in sizes[1:-1]],
-            grads=[np.empty_like(p) for p in net.parameters()],
+            grads=grads if grads is not None else [np.empty_like(p) for p in net.parameters()],
         )
 
     def buffers(self, n: int) -> Buffers:
@@ -201,13 +203,18 @@ def softmax_cross_entropy(logits: Array, labels: Array) -> tuple[float, Array]:
     return loss, grad
 
 
-def backward(net: Network, trace: Trace, grad_logits: Array, buffers: Buffers | None = None) -> list[Array]:
+def backward(
+    net: Network, trace: Trace, grad_logits: Array, buffers: Buffers | None = None, beta: float = 0.0
+) -> list[Array]:
     """Gradients ``[dW0, db0, dW1, db1, …]`` (the order of ``parameters()``).
 
     Walks from the output back: each layer turns the gradient at its output
     into its weight gradient and, through its dropout mask and the
     activation's derivative, the gradient at the previous layer's output.
     ``buffers`` (from a ``Workspace``) receive the results instead of new arrays.
+    ``beta`` accumulates instead: each gradient buffer becomes ``beta`` times
+    what it held plus the gradient, in the same matrix product (SGD's momentum;
+    see ``blas.accumulate_product``). It needs buffers.
     """
     n_layers = len(net.weights)
     out = buffers or Buffers.none(n_layers)
@@ -215,14 +222,25 @@ def backward(net: Network, trace: Trace, grad_logits: Array, buffers: Buffers | 
     delta = grad_logits
     for layer in range(n_layers - 1, -1, -1):
         # inputs.T is a transposed view: BLAS reads it as is, no copy is made.
-        grads[2 * layer] = np.matmul(trace.inputs[layer].T, delta, out=out.grads[2 * layer])
-        grads[2 * layer + 1] = np.sum(delta, axis=0, out=out.grads[2 * layer + 1])
+        grads[2 * layer] = accumulate_product(trace.inputs[layer], delta, out.grads[2 * layer], beta)
+        grads[2 * layer + 1] = _bias_gradient(delta, out.grads[2 * layer + 1], beta)
         if layer > 0:
             delta = np.matmul(delta, net.weights[layer].T, out=out.delta[layer - 1])
             if trace.masks[layer] is not None:
                 delta *= trace.masks[layer]
             delta *= net.activation.derivative(trace.pre[layer - 1], trace.post[layer - 1])
     return grads
+
+
+def _bias_gradient(delta: Array, out: Array | None, beta: float) -> Array:
+    """The column sums of ``delta``, into ``out`` or, with ``beta``, added to ``beta * out``."""
+    if not beta:
+        return np.sum(delta, axis=0, out=out)
+    if out is None:
+        raise ValueError("accumulating a gradient needs the array to accumulate into")
+    out *= beta
+    out += np.sum(delta, axis=0)
+    return out
 
 
 def l2_penalty(net: Network, weight_decay: float) -> float:
@@ -232,7 +250,8 @@ def l2_penalty(net: Network, weight_decay: float) -> float:
 
 def loss_and_gradients(
     net: Network, x: Array, labels: Array, weight_decay: float = 0.0,
-    masks: list[Array | None] | None = None, workspace: Workspace | None = None, grad_scale: float = 1.0,
+    masks: list[Array | None] | None = None, workspace: Workspace | None = None,
+    grad_scale: float = 1.0, grad_beta: float = 0.0,
 ) -> tuple[float, list[Array], Array]:
     """Data loss, parameter gradients and logits for one batch: forward then backward.
 
@@ -241,7 +260,9 @@ def loss_and_gradients(
     it compares with validation losses. ``masks`` turns on dropout.
     ``grad_scale`` multiplies every gradient; backward is linear in the
     logits' gradient, so the factor is applied there, to an ``(n, classes)``
-    array, instead of to every parameter's gradient.
+    array, instead of to every parameter's gradient. ``grad_beta`` makes the
+    workspace's gradient arrays accumulate: they become ``grad_beta`` times
+    what they held plus the (scaled) gradients.
     With a ``workspace`` the gradients and logits live in it (see ``Workspace``).
     """
     buffers = workspace.buffers(len(x)) if workspace else None
@@ -249,7 +270,7 @@ def loss_and_gradients(
     loss, grad_logits = softmax_cross_entropy(trace.logits, labels)
     if grad_scale != 1.0:
         grad_logits *= grad_scale
-    grads = backward(net, trace, grad_logits, buffers)
+    grads = backward(net, trace, grad_logits, buffers, grad_beta)
     if weight_decay:
         for w, g in zip(net.weights, grads[0::2]):
             g += (grad_scale * weight_decay) * w

@@ -6,6 +6,9 @@ step's learning rate, so learning-rate schedules live outside the update rule.
 An optimizer may ask for its gradients pre-multiplied (``grad_scale``): SGD's
 step is ``-lr`` times the gradient, and the backward pass can apply that factor
 to the tiny gradient at the logits instead of in a pass over every parameter.
+It may also offer arrays for the backward pass to accumulate into
+(``accumulator``): SGD's velocity ``v = mu v - lr g`` is then computed inside
+the weight gradients' matrix products, and its step is only ``p += v``.
 Updates are in place: the network's arrays are the optimizer's arrays. Each
 optimizer's whole state is ``state()`` (arrays plus a step count), which
 checkpoints save and ``load_state`` puts back.
@@ -18,6 +21,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from mlptrain.blas import add_into
 from mlptrain.errors import ConfigError
 
 Array = np.ndarray
@@ -41,10 +45,20 @@ class Optimizer(Protocol):
     def grad_scale(self, lr: float) -> float:
         """The factor ``step(..., prescaled=True)`` wants the gradients multiplied by."""
 
-    def step(self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False) -> None:
+    def accumulator(self) -> tuple[list[Array], float] | None:
+        """Arrays (one per parameter) and ``beta`` for backward to compute ``beta * held + gradient`` in.
+
+        None: this optimizer wants the gradients on their own.
+        """
+
+    def step(
+        self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False, accumulated: bool = False
+    ) -> None:
         """Update ``params`` in place; ``grads`` may be overwritten.
 
         ``prescaled``: ``grads`` are already ``grad_scale(lr)`` times the gradients.
+        ``accumulated``: ``grads`` are the ``accumulator()`` arrays, which the
+        backward pass has already set to ``beta * held + prescaled gradient``.
         """
 
     def state(self) -> dict[str, list[Array]]:
@@ -57,7 +71,8 @@ class SGD:
     Nesterov: ``p += mu v - lr g`` with the new ``v``, i.e. the step looks
     ahead along the velocity (the form used by Sutskever et al. 2013).
     With prescaled gradients (``-lr g``, see ``grad_scale``) the update is
-    three passes over the parameters instead of four: SGD is memory-bound.
+    three passes over the parameters instead of four, and with the velocity
+    accumulated by the backward pass (``accumulator``) one: SGD is memory-bound.
     """
 
     def __init__(self, params: list[Array], hyper: Hyper) -> None:
@@ -68,8 +83,18 @@ class SGD:
     def grad_scale(self, lr: float) -> float:
         return -lr  # then the gradient is the step: v = mu v + g
 
-    def step(self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False) -> None:
+    def accumulator(self) -> tuple[list[Array], float] | None:
+        # v = mu v + (-lr g) is backward's accumulating product; Nesterov's step needs g on its own.
+        return None if self.nesterov else (self.velocity, self.momentum)
+
+    def step(
+        self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False, accumulated: bool = False
+    ) -> None:
         self.steps += 1
+        if accumulated:  # grads are our velocity, already mu v - lr g
+            for p, v in zip(params, grads):
+                add_into(p, v)
+            return
         for p, g, v in zip(params, grads, self.velocity):
             if not prescaled:
                 g *= -lr  # the gradient is ours to reuse: saves an allocation per step
@@ -78,7 +103,7 @@ class SGD:
             if self.nesterov:
                 p += self.momentum * v + g
             else:
-                p += v
+                add_into(p, v)
 
     def state(self) -> dict[str, list[Array]]:
         return {"velocity": self.velocity}
@@ -101,7 +126,14 @@ class Adam:
     def grad_scale(self, lr: float) -> float:
         return 1.0  # the update is not linear in the gradient
 
-    def step(self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False) -> None:
+    def accumulator(self) -> tuple[list[Array], float] | None:
+        return None  # m and v need the gradient alone (and v its square)
+
+    def step(
+        self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False, accumulated: bool = False
+    ) -> None:
+        if accumulated:
+            raise ValueError("Adam takes plain gradients: it offers no accumulator")
         self.steps += 1
         t = self.steps
         b1, b2 = self.beta1, self.beta2

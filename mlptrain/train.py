@@ -131,7 +131,11 @@ class Trainer:
         self.probe = np.sort(probe_rng.choice(self.split.train, min(PROBE_SIZE, len(self.split.train)), False))
         self.net = build_network(config, data.n_inputs, data.n_classes, np.random.default_rng(init_seed))
         self.optimizer = make_optimizer(config.optimizer, self.net.parameters(), _hyper(config))
-        self.workspace = Workspace(self.net, config.batch_size)  # every step reuses its arrays
+        # Every step reuses the workspace's arrays; an optimizer with an accumulator
+        # (SGD's velocity) has the backward pass fold the gradients into its own.
+        self.accumulator = self.optimizer.accumulator()
+        grads, self.grad_beta = self.accumulator or (None, 0.0)
+        self.workspace = Workspace(self.net, config.batch_size, grads)
         self.shuffle_rng = np.random.default_rng(shuffle_seed)
         self.dropout_rng = np.random.default_rng(dropout_seed)
         self.l2 = 0.0 if config.optimizer in DECOUPLED_DECAY else config.weight_decay
@@ -231,10 +235,12 @@ class Trainer:
             masks = None
             if config.dropout or config.input_dropout:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
-            loss, grads, logits = loss_and_gradients(net, x, labels, self.l2, masks, self.workspace, scale)
+            loss, grads, logits = loss_and_gradients(
+                net, x, labels, self.l2, masks, self.workspace, scale, self.grad_beta
+            )
             if not math.isfinite(loss):
                 raise DivergedError(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
-            self.optimizer.step(params, grads, lr, prescaled=True)
+            self.optimizer.step(params, grads, lr, prescaled=True, accumulated=self.accumulator is not None)
             if config.max_norm is not None:
                 apply_max_norm(net, config.max_norm)
             loss_sum += loss * len(indices)

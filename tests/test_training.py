@@ -16,6 +16,7 @@ from mlptrain.data import load_dataset
 from mlptrain.errors import ConfigError
 from mlptrain.initializers import get_initializer
 from mlptrain.network import (
+    Workspace,
     apply_max_norm,
     dropout_masks,
     forward,
@@ -114,6 +115,59 @@ def test_prescaled_gradients_give_the_same_step(name: str, nesterov: bool) -> No
         opt_plain.step([plain], [g.copy()], lr)
         opt_prescaled.step([prescaled], [g * opt_prescaled.grad_scale(lr)], lr, prescaled=True)
     np.testing.assert_allclose(prescaled, plain, rtol=1e-12)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_backward_accumulates_into_the_gradient_arrays(weight_decay: float) -> None:
+    """grad_beta: each gradient array becomes beta * what it held + the scaled gradient."""
+    net, x, y = small_net()
+    _, plain, _ = loss_and_gradients(net, x, y, weight_decay)
+    held = [np.random.default_rng(i).normal(size=p.shape) for i, p in enumerate(net.parameters())]
+    workspace = Workspace(net, rows=len(x), grads=[h.copy() for h in held])
+    _, grads, _ = loss_and_gradients(net, x, y, weight_decay, workspace=workspace, grad_scale=-0.1, grad_beta=0.9)
+    for g, h, p in zip(grads, held, plain):
+        np.testing.assert_allclose(g, 0.9 * h - 0.1 * p, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.0])
+def test_sgd_accumulated_in_backward_matches_the_plain_update(momentum: float) -> None:
+    """The trainer's route (velocity folded into the products, step p += v) against the textbook one."""
+    net, x, y = small_net()
+    ref, _, _ = small_net()
+    hyper = Hyper(momentum=momentum)
+    sgd, sgd_ref = SGD(net.parameters(), hyper), SGD(ref.parameters(), hyper)
+    velocity, beta = sgd.accumulator()
+    workspace = Workspace(net, rows=len(x), grads=velocity)
+    for lr in (0.1, 0.05, 0.02):
+        _, grads, _ = loss_and_gradients(net, x, y, 0.01, workspace=workspace, grad_scale=sgd.grad_scale(lr),
+                                         grad_beta=beta)
+        assert all(g is v for g, v in zip(grads, velocity))  # the velocity is the gradient buffer
+        sgd.step(net.parameters(), grads, lr, prescaled=True, accumulated=True)
+        _, plain, _ = loss_and_gradients(ref, x, y, 0.01)
+        sgd_ref.step(ref.parameters(), plain, lr)
+    for p, q in zip(net.parameters(), ref.parameters()):
+        np.testing.assert_allclose(p, q, rtol=1e-12)
+
+
+def test_which_optimizers_accumulate() -> None:
+    params = [np.zeros(3)]
+    assert SGD(params, Hyper()).accumulator()[1] == 0.9
+    assert SGD(params, Hyper(nesterov=True)).accumulator() is None  # its step needs the gradient alone
+    adam = Adam(params, Hyper())
+    assert adam.accumulator() is None
+    with pytest.raises(ValueError, match="plain gradients"):
+        adam.step(params, [np.ones(3)], 0.1, accumulated=True)
+
+
+def test_trainer_accumulates_sgd_and_lands_where_plain_gradients_do(tiny_data, monkeypatch) -> None:
+    cfg = config(weight_decay=1e-3, epochs=3)
+    fused = fit(cfg, tiny_data)
+    assert fused.grad_beta == 0.9 and fused.workspace.buffers(32).grads[0] is fused.optimizer.velocity[0]
+    monkeypatch.setattr(SGD, "accumulator", lambda self: None)
+    plain = fit(cfg, tiny_data)
+    assert plain.grad_beta == 0.0
+    for a, b in zip(fused.net.parameters(), plain.net.parameters()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_adam_and_adamw_first_step_by_hand() -> None:

@@ -1,0 +1,180 @@
+"""Two BLAS operations NumPy does not expose: an accumulating product and a threaded add.
+
+SGD with momentum wants ``v = mu * v + g`` with ``g = -lr * a.T @ delta``
+for every weight matrix. NumPy's ``matmul`` always overwrites its output
+(BLAS's ``beta = 0``), so the product needs a buffer of its own and then two
+more passes over each weight-sized array (``v *= mu``, ``v += g``); those
+passes only move memory, and on a large layer they cost a tenth of a step.
+BLAS's ``gemm`` computes ``C = alpha * A @ B + beta * C`` in one call, so the
+momentum costs nothing extra, and its ``axpy`` (``y += alpha * x``) runs on
+the BLAS threads where ``p += v`` would run on one core.
+
+Both are called through ctypes in the OpenBLAS that NumPy itself links
+(found with threadpoolctl, the library mlptrain already uses to set the BLAS
+threads). Anything else (another BLAS, an unknown symbol scheme, arrays that
+are not C-contiguous float32/float64) takes the NumPy route, which computes
+the same values up to the rounding of a sum's order. A self-check against
+NumPy decides, once per process, whether the BLAS route is used at all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+Array = np.ndarray
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enum values
+# An axpy shorter than this is not worth a foreign call: NumPy's loop is as fast.
+_MIN_AXPY = 4096
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    """``gemm`` and ``axpy`` per dtype character ('f', 'd'), with the integer type of their sizes."""
+
+    gemm: dict[str, Callable[..., None]]
+    axpy: dict[str, Callable[..., None]]
+    int_type: type
+
+
+def accumulate_product(a: Array, b: Array, out: Array | None, beta: float = 0.0) -> Array:
+    """``out = beta * out + a.T @ b``, in place, for ``a`` ``(k, m)``, ``b`` ``(k, n)``, ``out`` ``(m, n)``.
+
+    With ``beta == 0`` this is ``np.matmul(a.T, b, out=out)`` (``out`` may be None:
+    a new array); accumulating needs ``out``.
+    """
+    if not beta:
+        return np.matmul(a.T, b, out=out)
+    if out is None:
+        raise ValueError("accumulating a product needs the array to accumulate into")
+    kernels = _kernels()
+    gemm = kernels.gemm.get(out.dtype.char) if kernels and _blas_ready(out.dtype, a, b, out) else None
+    if gemm is None:
+        out *= beta
+        out += a.T @ b
+        return out
+    k, m = a.shape
+    n = b.shape[1]
+    size = kernels.int_type
+    gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, size(m), size(n), size(k), 1.0, a.ctypes.data, size(m),
+         b.ctypes.data, size(n), beta, out.ctypes.data, size(n))
+    return out
+
+
+def add_into(target: Array, addend: Array) -> None:
+    """``target += addend`` (same shape and dtype), on the BLAS threads when the arrays are large.
+
+    Bit for bit the same as NumPy's ``+=``: each element is one rounded addition either way.
+    """
+    kernels = _kernels()
+    axpy = kernels.axpy.get(target.dtype.char) if kernels and target.size >= _MIN_AXPY else None
+    if axpy is None or not _blas_ready(target.dtype, addend, target):
+        target += addend
+        return
+    size = kernels.int_type
+    axpy(size(target.size), 1.0, addend.ctypes.data, size(1), target.ctypes.data, size(1))
+
+
+def _blas_ready(dtype: np.dtype, *arrays: Array) -> bool:
+    """Whether BLAS can take ``arrays`` as they are: C-contiguous, aligned, all of ``dtype``."""
+    return all(x.dtype == dtype and x.flags.c_contiguous and x.flags.aligned for x in arrays)
+
+
+def kernel_name() -> str:
+    """What ``accumulate_product`` and ``add_into`` run on, for run records: e.g. 'openblas 0.3.31', or 'numpy'."""
+    library = _numpy_openblas()
+    return "numpy" if _kernels() is None or library is None else f"openblas {library.get('version')}"
+
+
+@functools.cache
+def _kernels() -> _Kernels | None:
+    """The BLAS kernels, or None when NumPy's BLAS is not an OpenBLAS whose symbols we know."""
+    library = _numpy_openblas()
+    if library is None:
+        return None
+    try:
+        kernels = _load(ctypes.CDLL(library["filepath"]))
+    except (OSError, AttributeError, KeyError):  # not loadable, or not the symbols we expect
+        return None
+    return kernels if kernels and _agrees_with_numpy(kernels) else None
+
+
+@functools.cache
+def _numpy_openblas() -> dict[str, str] | None:
+    """threadpoolctl's record of the OpenBLAS NumPy's matrix products run on, if that is what they run on."""
+    from threadpoolctl import threadpool_info
+
+    libraries = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    if len(libraries) != 1 or libraries[0].get("internal_api") != "openblas":
+        return None  # another BLAS, or several loaded: we cannot tell which one NumPy calls
+    return libraries[0]
+
+
+# (symbol prefix, suffix, integer type): scipy-openblas wheels (NumPy's own), then plain builds.
+_SCHEMES = [
+    ("scipy_cblas_", "64_", ctypes.c_int64),
+    ("scipy_cblas_", "", ctypes.c_int32),
+    ("cblas_", "64_", ctypes.c_int64),
+    ("cblas_", "", None),  # a plain build: its int width comes from openblas_get_config
+]
+# NumPy's dtype character -> BLAS's type letter and the ctypes scalar type.
+_TYPES = {"f": ("s", ctypes.c_float), "d": ("d", ctypes.c_double)}
+
+
+def _load(lib: ctypes.CDLL) -> _Kernels | None:
+    for prefix, suffix, int_type in _SCHEMES:
+        if not hasattr(lib, f"{prefix}sgemm{suffix}"):
+            continue
+        int_type = int_type or _plain_int_type(lib)
+        if int_type is None:
+            return None
+        gemm = {c: _bind(lib, f"{prefix}{blas}gemm{suffix}", int_type, scalar, gemm=True)
+                for c, (blas, scalar) in _TYPES.items()}
+        axpy = {c: _bind(lib, f"{prefix}{blas}axpy{suffix}", int_type, scalar, gemm=False)
+                for c, (blas, scalar) in _TYPES.items()}
+        return _Kernels(gemm, axpy, int_type)
+    return None
+
+
+def _plain_int_type(lib: ctypes.CDLL) -> type | None:
+    """A plain OpenBLAS's index type: 64-bit when built with USE64BITINT, per its config string."""
+    if not hasattr(lib, "openblas_get_config"):
+        return None
+    lib.openblas_get_config.restype = ctypes.c_char_p
+    config = lib.openblas_get_config() or b""
+    return ctypes.c_int64 if b"USE64BITINT" in config else ctypes.c_int32
+
+
+def _bind(lib: ctypes.CDLL, name: str, size: type, scalar: type, gemm: bool) -> Callable[..., None]:
+    function = getattr(lib, name)
+    pointer = ctypes.c_void_p
+    if gemm:  # order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
+        function.argtypes = [ctypes.c_int] * 3 + [size] * 3 + [scalar, pointer, size, pointer, size,
+                                                                scalar, pointer, size]
+    else:  # n, alpha, x, incx, y, incy
+        function.argtypes = [size, scalar, pointer, size, pointer, size]
+    function.restype = None
+    return function
+
+
+def _agrees_with_numpy(kernels: _Kernels) -> bool:
+    """Run both kernels on small arrays of both dtypes and compare with NumPy's results."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        a, b, c = (rng.standard_normal(shape).astype(dtype) for shape in ((7, 5), (7, 6), (5, 6)))
+        expected = 0.5 * c + a.T @ b
+        size = kernels.int_type
+        got = c.copy()
+        kernels.gemm[got.dtype.char](_ROW_MAJOR, _TRANS, _NO_TRANS, size(5), size(6), size(7), 1.0,
+                                     a.ctypes.data, size(5), b.ctypes.data, size(6), 0.5,
+                                     got.ctypes.data, size(6))
+        summed = c.copy()
+        kernels.axpy[c.dtype.char](size(c.size), 1.0, b[:5].ctypes.data, size(1), summed.ctypes.data, size(1))
+        if not (np.allclose(got, expected, rtol=1e-4) and np.array_equal(summed, c + b[:5])):
+            return False
+    return True

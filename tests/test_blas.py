@@ -1,0 +1,105 @@
+"""mlptrain.blas: the accumulating product and the threaded add, on BLAS and on the NumPy fallback."""
+
+from __future__ import annotations
+
+import ctypes
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mlptrain import blas
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(params=["blas", "numpy"])
+def route(request, monkeypatch) -> str:
+    """Run the test on BLAS (skipped where NumPy's BLAS is not one we can call) and on the fallback."""
+    if request.param == "numpy":
+        monkeypatch.setattr(blas, "_kernels", lambda: None)
+    elif blas._kernels() is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS mlptrain knows how to call")
+    return request.param
+
+
+def arrays(dtype, k=9, m=70, n=65, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape).astype(dtype) for shape in ((k, m), (k, n), (m, n)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0.9, 1.0, -0.5])
+def test_accumulate_product_is_beta_times_out_plus_the_product(route: str, dtype, beta: float) -> None:
+    a, b, out = arrays(dtype)
+    expected = beta * out + a.T @ b
+    result = blas.accumulate_product(a, b, out, beta)
+    assert result is out and out.dtype == dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_beta_zero_is_numpys_matmul_bit_for_bit(route: str, dtype) -> None:
+    a, b, out = arrays(dtype)
+    np.testing.assert_array_equal(blas.accumulate_product(a, b, None), np.matmul(a.T, b))
+    assert blas.accumulate_product(a, b, out) is out
+    np.testing.assert_array_equal(out, np.matmul(a.T, b))
+
+
+def test_accumulating_needs_an_array_to_accumulate_into() -> None:
+    a, b, _ = arrays(np.float32)
+    with pytest.raises(ValueError, match="accumulate into"):
+        blas.accumulate_product(a, b, None, 0.9)
+
+
+def test_arrays_blas_cannot_take_as_they_are_go_through_numpy(route: str) -> None:
+    a, b, _ = arrays(np.float32, m=70, n=130)
+    out = np.ones((70, 130), np.float32)[:, ::2]  # a strided view: not C-contiguous
+    a_view = np.asfortranarray(a)  # same values, another layout
+    expected = 0.9 * out + a.T @ b[:, ::2]
+    blas.accumulate_product(a_view, b[:, ::2], out, 0.9)
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [10, 100_000])
+def test_add_into_is_plus_equals_bit_for_bit(route: str, dtype, size: int) -> None:
+    rng = np.random.default_rng(1)
+    target, addend = (rng.standard_normal(size).astype(dtype) for _ in range(2))
+    expected = target + addend
+    blas.add_into(target, addend)
+    np.testing.assert_array_equal(target, expected)
+
+
+def test_numpys_own_openblas_is_used_when_it_is_there() -> None:
+    """A wheel of NumPy links an OpenBLAS: a silent fall back to NumPy would cost speed unnoticed."""
+    from threadpoolctl import threadpool_info
+
+    blas_libraries = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    if [lib.get("internal_api") for lib in blas_libraries] != ["openblas"]:
+        pytest.skip(f"NumPy's BLAS here is {blas_libraries}")
+    assert blas.kernel_name().startswith("openblas ")
+
+
+def test_kernels_failing_the_self_check_are_not_used(monkeypatch) -> None:
+    monkeypatch.setattr(blas, "_agrees_with_numpy", lambda kernels: False)
+    blas._kernels.cache_clear()
+    try:
+        assert blas._kernels() is None and blas.kernel_name() == "numpy"
+    finally:
+        monkeypatch.undo()
+        blas._kernels.cache_clear()
+
+
+@pytest.mark.parametrize("config, expected", [(b"OpenBLAS 0.3 USE64BITINT DYNAMIC_ARCH", ctypes.c_int64),
+                                              (b"OpenBLAS 0.3 DYNAMIC_ARCH", ctypes.c_int32)])
+def test_a_plain_openblas_says_its_index_width_in_its_config(config: bytes, expected: type) -> None:
+    def openblas_get_config() -> bytes:
+        return config
+
+    assert blas._plain_int_type(SimpleNamespace(openblas_get_config=openblas_get_config)) is expected
+    assert blas._plain_int_type(SimpleNamespace()) is None  # no way to tell: do not guess
+
+
+def test_a_library_without_known_symbols_gives_no_kernels() -> None:
+    assert blas._load(SimpleNamespace()) is None
