@@ -35,11 +35,10 @@ _MIN_AXPY = 4096
 
 @dataclass(frozen=True)
 class _Kernels:
-    """``gemm`` and ``axpy`` per dtype character ('f', 'd'), with the integer type of their sizes."""
+    """``gemm`` and ``axpy`` per dtype character ('f', 'd'), their argument types bound."""
 
     gemm: dict[str, Callable[..., None]]
     axpy: dict[str, Callable[..., None]]
-    int_type: type
 
 
 def accumulate_product(a: Array, b: Array, out: Array | None, beta: float = 0.0) -> Array:
@@ -53,16 +52,15 @@ def accumulate_product(a: Array, b: Array, out: Array | None, beta: float = 0.0)
     if out is None:
         raise ValueError("accumulating a product needs the array to accumulate into")
     kernels = _kernels()
-    gemm = kernels.gemm.get(out.dtype.char) if kernels and _blas_ready(out.dtype, a, b, out) else None
-    if gemm is None:
-        out *= beta
-        out += a.T @ b
-        return out
     k, m = a.shape
     n = b.shape[1]
-    size = kernels.int_type
-    gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, size(m), size(n), size(k), 1.0, a.ctypes.data, size(m),
-         b.ctypes.data, size(n), beta, out.ctypes.data, size(n))
+    if kernels is None or b.shape[0] != k or out.shape != (m, n) or not _blas_ready(out.dtype, a, b, out):
+        out *= beta  # NumPy's way (and its error for shapes that do not fit)
+        out += a.T @ b
+        return out
+    # Sizes go in as Python ints: the bound argtypes convert them to the library's index type.
+    kernels.gemm[out.dtype.char](_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, m,
+                                 b.ctypes.data, n, beta, out.ctypes.data, n)
     return out
 
 
@@ -72,17 +70,21 @@ def add_into(target: Array, addend: Array) -> None:
     Bit for bit the same as NumPy's ``+=``: each element is one rounded addition either way.
     """
     kernels = _kernels()
-    axpy = kernels.axpy.get(target.dtype.char) if kernels and target.size >= _MIN_AXPY else None
-    if axpy is None or not _blas_ready(target.dtype, addend, target):
+    if (kernels is None or target.size < _MIN_AXPY or addend.shape != target.shape
+            or not _blas_ready(target.dtype, addend, target)):
         target += addend
         return
-    size = kernels.int_type
-    axpy(size(target.size), 1.0, addend.ctypes.data, size(1), target.ctypes.data, size(1))
+    kernels.axpy[target.dtype.char](target.size, 1.0, addend.ctypes.data, 1, target.ctypes.data, 1)
 
 
 def _blas_ready(dtype: np.dtype, *arrays: Array) -> bool:
-    """Whether BLAS can take ``arrays`` as they are: C-contiguous, aligned, all of ``dtype``."""
-    return all(x.dtype == dtype and x.flags.c_contiguous and x.flags.aligned for x in arrays)
+    """Whether BLAS can take ``arrays`` as they are: float32/float64, all of ``dtype``, C-contiguous, aligned."""
+    if dtype.char not in _TYPES:
+        return False
+    for x in arrays:
+        if x.dtype != dtype or not x.flags.c_contiguous or not x.flags.aligned:
+            return False
+    return True
 
 
 def kernel_name() -> str:
@@ -137,7 +139,7 @@ def _load(lib: ctypes.CDLL) -> _Kernels | None:
                 for c, (blas, scalar) in _TYPES.items()}
         axpy = {c: _bind(lib, f"{prefix}{blas}axpy{suffix}", int_type, scalar, gemm=False)
                 for c, (blas, scalar) in _TYPES.items()}
-        return _Kernels(gemm, axpy, int_type)
+        return _Kernels(gemm, axpy)
     return None
 
 
@@ -168,13 +170,11 @@ def _agrees_with_numpy(kernels: _Kernels) -> bool:
     for dtype in (np.float32, np.float64):
         a, b, c = (rng.standard_normal(shape).astype(dtype) for shape in ((7, 5), (7, 6), (5, 6)))
         expected = 0.5 * c + a.T @ b
-        size = kernels.int_type
         got = c.copy()
-        kernels.gemm[got.dtype.char](_ROW_MAJOR, _TRANS, _NO_TRANS, size(5), size(6), size(7), 1.0,
-                                     a.ctypes.data, size(5), b.ctypes.data, size(6), 0.5,
-                                     got.ctypes.data, size(6))
+        kernels.gemm[got.dtype.char](_ROW_MAJOR, _TRANS, _NO_TRANS, 5, 6, 7, 1.0, a.ctypes.data, 5,
+                                     b.ctypes.data, 6, 0.5, got.ctypes.data, 6)
         summed = c.copy()
-        kernels.axpy[c.dtype.char](size(c.size), 1.0, b[:5].ctypes.data, size(1), summed.ctypes.data, size(1))
+        kernels.axpy[c.dtype.char](c.size, 1.0, b[:5].ctypes.data, 1, summed.ctypes.data, 1)
         if not (np.allclose(got, expected, rtol=1e-4) and np.array_equal(summed, c + b[:5])):
             return False
     return True

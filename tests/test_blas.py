@@ -61,6 +61,22 @@ def test_arrays_blas_cannot_take_as_they_are_go_through_numpy(route: str) -> Non
     np.testing.assert_allclose(out, expected, rtol=1e-5)
 
 
+def test_shapes_that_do_not_fit_raise_as_numpy_does_instead_of_reaching_blas(route: str) -> None:
+    a, b, _ = arrays(np.float32)
+    wrong = np.zeros((a.shape[1], b.shape[1] + 1), np.float32)
+    with pytest.raises(ValueError):
+        blas.accumulate_product(a, b, wrong, 0.9)
+    with pytest.raises(ValueError):
+        blas.add_into(np.zeros(10_000, np.float32), np.zeros(9_999, np.float32))
+
+
+def test_other_dtypes_take_the_numpy_route(route: str) -> None:
+    a, b, out = (x.astype(np.float16) for x in arrays(np.float32))
+    expected = 0.5 * out.astype(np.float32) + a.T.astype(np.float32) @ b.astype(np.float32)
+    blas.accumulate_product(a, b, out, 0.5)
+    np.testing.assert_allclose(out, expected, rtol=1e-2, atol=0.1)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", [10, 100_000])
 def test_add_into_is_plus_equals_bit_for_bit(route: str, dtype, size: int) -> None:
