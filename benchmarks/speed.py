@@ -26,7 +26,7 @@ the sum of the best-of-many times of each matrix product one step needs
 (forward x@W per layer, a.T@delta per layer, delta@W.T for all layers but the
 first), times the steps per epoch.
 
-    python benchmarks/speed.py                                   # the full benchmark (~15 min on 2 cores)
+    python benchmarks/speed.py                                   # the full benchmark (~17 min on 2 cores)
     python benchmarks/speed.py --subset 5000 --repeats 1 --threads 1 --hidden 256,256   # smoke test
     python benchmarks/speed.py --only mlptrain,torch --ref-python .bench/bin/python
 
@@ -714,8 +714,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3, help="sets of fresh worker processes, one per system each")
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP/torch threads in every process")
-    p.add_argument("--epochs-per-repeat", type=int, default=4,
-                   help="rounds per repeat: one timed epoch of every system each (default: 4, so 12 epochs each)")
+    p.add_argument("--epochs-per-repeat", type=int, default=6,
+                   help="rounds per repeat: one timed epoch of every system each (default: 6, so 18 epochs each)")
     p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs first, in every process")
     p.add_argument("--subset", type=int, default=0, help="use only the first N training images (smoke tests)")
     p.add_argument("--only", default=",".join(SYSTEMS + OPTIONAL_SYSTEMS),
