@@ -7,7 +7,7 @@ BLAS/OpenMP thread count, loads the data, builds its net and trains
 no two warm-ups overlap. Then come ``--epochs-per-repeat`` rounds: in each,
 every system trains one timed epoch in turn while the others wait idle (the
 order rotates each round). The machines we measure on are shared and slow
-down by up to 2x for tens of seconds at a time; interleaving epoch by epoch
+down by up to 2x for seconds to tens of seconds at a time; interleaving epoch by epoch
 puts every system into the same spells, where one process per system and
 repeat left each median at the mercy of which spell it met. ``--repeats``
 sets of fresh processes; each worker reports its peak RSS (VmHWM) at the
@@ -670,7 +670,10 @@ def run_rounds(systems, args, hidden, data, repeat, results, notes, skipped) -> 
                   + ", ".join(f"{s} {runs[s]['epoch_s'][-1]:.3f}" for s in order if s in workers),
                   file=sys.stderr, flush=True)
         for system, served in workers.items():
-            runs[system]["rss_mb"] = served.close() or float("nan")
+            try:
+                runs[system]["rss_mb"] = served.close() or float("nan")
+            except (WorkerFailed, OSError, ValueError):  # its epochs stand; only the RSS is lost
+                runs[system]["rss_mb"] = float("nan")
     finally:
         for served in workers.values():
             served.kill()
