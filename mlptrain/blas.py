@@ -5,9 +5,11 @@ for every weight matrix. NumPy's ``matmul`` always overwrites its output
 (BLAS's ``beta = 0``), so the product needs a buffer of its own and then two
 more passes over each weight-sized array (``v *= mu``, ``v += g``); those
 passes only move memory, and on a large layer they cost a tenth of a step.
-BLAS's ``gemm`` computes ``C = alpha * A @ B + beta * C`` in one call, so the
-momentum costs nothing extra, and its ``axpy`` (``y += alpha * x``) runs on
-the BLAS threads where ``p += v`` would run on one core.
+BLAS's ``gemm`` computes ``C = alpha * A @ B + beta * C`` in one call (and
+with ``beta = 1`` skips the pass that scales ``C``; optimizers.SGD holds its
+velocity so that ``beta = 1`` is all it needs), and its ``axpy``
+(``y += alpha * x``) runs on the BLAS threads where ``p += v`` would run on
+one core.
 
 Both are called through ctypes in the OpenBLAS that NumPy itself links
 (found with threadpoolctl, the library mlptrain already uses to set the BLAS
@@ -64,17 +66,19 @@ def accumulate_product(a: Array, b: Array, out: Array | None, beta: float = 0.0)
     return out
 
 
-def add_into(target: Array, addend: Array) -> None:
-    """``target += addend`` (same shape and dtype), on the BLAS threads when the arrays are large.
+def add_into(target: Array, addend: Array, alpha: float = 1.0) -> None:
+    """``target += alpha * addend`` (same shape and dtype), on the BLAS threads when the arrays are large.
 
-    Bit for bit the same as NumPy's ``+=``: each element is one rounded addition either way.
+    With ``alpha == 1`` bit for bit NumPy's ``+=``: each element is one rounded
+    addition either way. Otherwise BLAS may round once (a fused multiply-add)
+    where NumPy rounds twice, so the two routes can differ in the last bit.
     """
     kernels = _kernels()
     if (kernels is None or target.size < _MIN_AXPY or addend.shape != target.shape
             or not _blas_ready(target.dtype, addend, target)):
-        target += addend
+        target += addend if alpha == 1.0 else alpha * addend
         return
-    kernels.axpy[target.dtype.char](target.size, 1.0, addend.ctypes.data, 1, target.ctypes.data, 1)
+    kernels.axpy[target.dtype.char](target.size, alpha, addend.ctypes.data, 1, target.ctypes.data, 1)
 
 
 def _blas_ready(dtype: np.dtype, *arrays: Array) -> bool:

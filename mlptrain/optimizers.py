@@ -7,8 +7,8 @@ An optimizer may ask for its gradients pre-multiplied (``grad_scale``): SGD's
 step is ``-lr`` times the gradient, and the backward pass can apply that factor
 to the tiny gradient at the logits instead of in a pass over every parameter.
 It may also offer arrays for the backward pass to accumulate into
-(``accumulator``): SGD's velocity ``v = mu v - lr g`` is then computed inside
-the weight gradients' matrix products, and its step is only ``p += v``.
+(``accumulator``): SGD's (scaled) velocity is then updated inside the weight
+gradients' matrix products, and its step is only ``p += s u`` (see SGD).
 Updates are in place: the network's arrays are the optimizer's arrays. Each
 optimizer's whole state is ``state()`` (arrays plus a step count), which
 checkpoints save and ``load_state`` puts back.
@@ -61,6 +61,13 @@ class Optimizer(Protocol):
         backward pass has already set to ``beta * held + prescaled gradient``.
         """
 
+    def sync(self) -> None:
+        """Bring state kept in a cheaper form up to date (SGD's scaled velocity; see SGD).
+
+        The trainer calls it after every epoch, so a checkpoint, and a run resumed
+        from it, see the same numbers as a run that never stopped.
+        """
+
     def state(self) -> dict[str, list[Array]]:
         """The optimizer's arrays by name, one list entry per parameter."""
 
@@ -70,42 +77,73 @@ class SGD:
 
     Nesterov: ``p += mu v - lr g`` with the new ``v``, i.e. the step looks
     ahead along the velocity (the form used by Sutskever et al. 2013).
-    With prescaled gradients (``-lr g``, see ``grad_scale``) the update is
-    three passes over the parameters instead of four, and with the velocity
-    accumulated by the backward pass (``accumulator``) one: SGD is memory-bound.
+
+    SGD is memory-bound, so with momentum (and without Nesterov) the velocity
+    is held scaled: its arrays hold ``u = v / s``, ``s = mu^k`` after ``k``
+    steps. A step then only adds to ``u`` (``u += -lr g / s``; the backward
+    pass does it inside the weight-gradient products, see ``accumulator``) and
+    to ``p`` (``p += s u``); nothing multiplies the velocity by ``mu``.
+    ``sync`` folds ``s`` back into ``u``: the trainer calls it after every
+    epoch, ``state()`` calls it, and a step calls it once ``s`` falls below
+    ``SYNC_BELOW``, long before ``u`` could grow out of float32's range.
     """
+
+    SYNC_BELOW = 1e-3  # u is then at most ~1000x v
 
     def __init__(self, params: list[Array], hyper: Hyper) -> None:
         self.momentum, self.nesterov = hyper.momentum, hyper.nesterov
         self.velocity = [np.zeros_like(p) for p in params]
         self.steps = 0
+        self._scaled = self.momentum > 0 and not self.nesterov
+        self._s = 1.0  # the velocity is self._s * self.velocity
 
     def grad_scale(self, lr: float) -> float:
-        return -lr  # then the gradient is the step: v = mu v + g
+        # The step's -lr, over the scale the velocity will have after this step.
+        return -lr / (self.momentum * self._s) if self._scaled else -lr
 
     def accumulator(self) -> tuple[list[Array], float] | None:
-        # v = mu v + (-lr g) is backward's accumulating product; Nesterov's step needs g on its own.
-        return None if self.nesterov else (self.velocity, self.momentum)
+        # u += -lr g / s is a product accumulated with beta 1 (BLAS then skips its pass over the output);
+        # without momentum the product overwrites (beta 0); Nesterov's step needs g on its own.
+        if self.nesterov:
+            return None
+        return self.velocity, 1.0 if self._scaled else 0.0
 
     def step(
         self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False, accumulated: bool = False
     ) -> None:
         self.steps += 1
-        if accumulated:  # grads are our velocity, already mu v - lr g
-            for p, v in zip(params, grads):
-                add_into(p, v)
+        if not accumulated:
+            for g, v in zip(grads, self.velocity):
+                if not prescaled:
+                    g *= self.grad_scale(lr)  # the gradient is ours to reuse: saves an allocation per step
+                if not self._scaled:
+                    v *= self.momentum
+                v += g
+        if not self._scaled:
+            self._unscaled_update(params, grads)
             return
+        self._s *= self.momentum
+        for p, u in zip(params, self.velocity):
+            add_into(p, u, self._s)
+        if self._s < self.SYNC_BELOW:
+            self.sync()
+
+    def _unscaled_update(self, params: list[Array], grads: list[Array]) -> None:
+        """``p += v`` (no momentum), or Nesterov's ``p += mu v + g`` (``grads`` prescaled)."""
         for p, g, v in zip(params, grads, self.velocity):
-            if not prescaled:
-                g *= -lr  # the gradient is ours to reuse: saves an allocation per step
-            v *= self.momentum
-            v += g
             if self.nesterov:
                 p += self.momentum * v + g
             else:
                 add_into(p, v)
 
+    def sync(self) -> None:
+        if self._s != 1.0:
+            for u in self.velocity:
+                u *= self._s
+            self._s = 1.0
+
     def state(self) -> dict[str, list[Array]]:
+        self.sync()
         return {"velocity": self.velocity}
 
 
@@ -128,6 +166,9 @@ class Adam:
 
     def accumulator(self) -> tuple[list[Array], float] | None:
         return None  # m and v need the gradient alone (and v its square)
+
+    def sync(self) -> None:
+        pass  # m and v are always held as they are
 
     def step(
         self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False, accumulated: bool = False

@@ -226,7 +226,6 @@ class Trainer:
         config, net = self.config, self.net
         params = net.parameters()
         n_batches = -(-len(order) // config.batch_size)
-        scale = self.optimizer.grad_scale(lr)  # lr is the epoch's: one factor for every step
         loss_sum = correct = 0.0
         for b in range(n_batches):
             indices = order[b * config.batch_size:(b + 1) * config.batch_size]
@@ -235,6 +234,7 @@ class Trainer:
             masks = None
             if config.dropout or config.input_dropout:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
+            scale = self.optimizer.grad_scale(lr)  # SGD's changes every step (see SGD)
             loss, grads, logits = loss_and_gradients(
                 net, x, labels, self.l2, masks, self.workspace, scale, self.grad_beta
             )
@@ -247,6 +247,7 @@ class Trainer:
             correct += int(np.count_nonzero(logits.argmax(axis=1) == labels))
             if on_batch:
                 on_batch(b + 1, n_batches)
+        self.optimizer.sync()  # at the same point in every run, checkpointed or not: resumes stay exact
         return loss_sum / len(order), correct / len(order)
 
     def _record(self, metrics: Metrics) -> None:

@@ -149,9 +149,30 @@ def test_sgd_accumulated_in_backward_matches_the_plain_update(momentum: float) -
         np.testing.assert_allclose(p, q, rtol=1e-12)
 
 
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_scaled_velocity_follows_the_textbook_recurrence_across_syncs(accumulate: bool) -> None:
+    """mu = 0.5 halves the scale each step: it falls below SYNC_BELOW and is folded back in twice in 25 steps."""
+    rng = np.random.default_rng(3)
+    p = rng.normal(size=(4, 3))
+    ref_p, ref_v = p.copy(), np.zeros_like(p)
+    sgd = SGD([p], Hyper(momentum=0.5))
+    for t in range(25):
+        g, lr = rng.normal(size=p.shape), 0.1 / (1 + t % 4)  # a changing lr, as schedules give
+        ref_v = 0.5 * ref_v - lr * g
+        ref_p += ref_v
+        if accumulate:  # as backward does it: the velocity array takes the scaled gradient
+            sgd.accumulator()[0][0] += sgd.grad_scale(lr) * g
+            sgd.step([p], sgd.velocity, lr, prescaled=True, accumulated=True)
+        else:
+            sgd.step([p], [g.copy()], lr)
+    np.testing.assert_allclose(p, ref_p, rtol=1e-12)
+    np.testing.assert_allclose(sgd.state()["velocity"][0], ref_v, rtol=1e-12)
+
+
 def test_which_optimizers_accumulate() -> None:
     params = [np.zeros(3)]
-    assert SGD(params, Hyper()).accumulator()[1] == 0.9
+    assert SGD(params, Hyper()).accumulator()[1] == 1.0  # the scaled velocity only adds
+    assert SGD(params, Hyper(momentum=0.0)).accumulator()[1] == 0.0  # v is the step: overwrite
     assert SGD(params, Hyper(nesterov=True)).accumulator() is None  # its step needs the gradient alone
     adam = Adam(params, Hyper())
     assert adam.accumulator() is None
@@ -162,7 +183,7 @@ def test_which_optimizers_accumulate() -> None:
 def test_trainer_accumulates_sgd_and_lands_where_plain_gradients_do(tiny_data, monkeypatch) -> None:
     cfg = config(weight_decay=1e-3, epochs=3)
     fused = fit(cfg, tiny_data)
-    assert fused.grad_beta == 0.9 and fused.workspace.buffers(32).grads[0] is fused.optimizer.velocity[0]
+    assert fused.grad_beta == 1.0 and fused.workspace.buffers(32).grads[0] is fused.optimizer.velocity[0]
     monkeypatch.setattr(SGD, "accumulator", lambda self: None)
     plain = fit(cfg, tiny_data)
     assert plain.grad_beta == 0.0
