@@ -162,11 +162,11 @@ def timed(step) -> float:
 
 def setup_mlptrain(args, hidden, data):
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     from mlptrain.blas import kernel_name
     from mlptrain.config import build_config, default_init
     from mlptrain.data import load_dataset
-    from mlptrain.threads import blas_threads
     from mlptrain.train import Trainer
 
     config = default_init(build_config({
@@ -174,7 +174,7 @@ def setup_mlptrain(args, hidden, data):
         "epochs": 100_000, "dataset": "fashion-mnist", "seed": SEED,  # the most a config allows: never reached
     }))
     dataset = load_dataset(data, "fashion-mnist")
-    blas_threads(args.threads).__enter__()  # for the life of this process
+    threadpool_limits(limits=args.threads, user_api="blas")  # for the life of this process
     trainer = Trainer(config, dataset)
 
     def epoch() -> None:  # as Trainer.run_epoch calls it, without the diagnostics around it

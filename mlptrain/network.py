@@ -238,7 +238,8 @@ def _bias_gradient(delta: Array, out: Array | None, beta: float) -> Array:
         return np.sum(delta, axis=0, out=out)
     if out is None:
         raise ValueError("accumulating a gradient needs the array to accumulate into")
-    out *= beta
+    if beta != 1.0:
+        out *= beta
     out += np.sum(delta, axis=0)
     return out
 

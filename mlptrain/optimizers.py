@@ -43,7 +43,10 @@ class Optimizer(Protocol):
     steps: int
 
     def grad_scale(self, lr: float) -> float:
-        """The factor ``step(..., prescaled=True)`` wants the gradients multiplied by."""
+        """The factor the next ``step(..., prescaled=True)`` wants the gradients multiplied by.
+
+        Ask before every step: SGD's factor changes from step to step (see SGD).
+        """
 
     def accumulator(self) -> tuple[list[Array], float] | None:
         """Arrays (one per parameter) and ``beta`` for backward to compute ``beta * held + gradient`` in.
@@ -111,11 +114,14 @@ class SGD:
     def step(
         self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False, accumulated: bool = False
     ) -> None:
+        if accumulated and self.nesterov:
+            raise ValueError("Nesterov SGD takes plain gradients: it offers no accumulator")
         self.steps += 1
         if not accumulated:
+            scale = 1.0 if prescaled else self.grad_scale(lr)
             for g, v in zip(grads, self.velocity):
                 if not prescaled:
-                    g *= self.grad_scale(lr)  # the gradient is ours to reuse: saves an allocation per step
+                    g *= scale  # the gradient is ours to reuse: saves an allocation per step
                 if not self._scaled:
                     v *= self.momentum
                 v += g

@@ -133,8 +133,9 @@ class Trainer:
         self.optimizer = make_optimizer(config.optimizer, self.net.parameters(), _hyper(config))
         # Every step reuses the workspace's arrays; an optimizer with an accumulator
         # (SGD's velocity) has the backward pass fold the gradients into its own.
-        self.accumulator = self.optimizer.accumulator()
-        grads, self.grad_beta = self.accumulator or (None, 0.0)
+        accumulator = self.optimizer.accumulator()
+        self.accumulates = accumulator is not None
+        grads, self.grad_beta = accumulator or (None, 0.0)
         self.workspace = Workspace(self.net, config.batch_size, grads)
         self.shuffle_rng = np.random.default_rng(shuffle_seed)
         self.dropout_rng = np.random.default_rng(dropout_seed)
@@ -240,7 +241,7 @@ class Trainer:
             )
             if not math.isfinite(loss):
                 raise DivergedError(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
-            self.optimizer.step(params, grads, lr, prescaled=True, accumulated=self.accumulator is not None)
+            self.optimizer.step(params, grads, lr, prescaled=True, accumulated=self.accumulates)
             if config.max_norm is not None:
                 apply_max_norm(net, config.max_norm)
             loss_sum += loss * len(indices)

@@ -173,7 +173,10 @@ def test_which_optimizers_accumulate() -> None:
     params = [np.zeros(3)]
     assert SGD(params, Hyper()).accumulator()[1] == 1.0  # the scaled velocity only adds
     assert SGD(params, Hyper(momentum=0.0)).accumulator()[1] == 0.0  # v is the step: overwrite
-    assert SGD(params, Hyper(nesterov=True)).accumulator() is None  # its step needs the gradient alone
+    nesterov = SGD(params, Hyper(nesterov=True))
+    assert nesterov.accumulator() is None  # its step needs the gradient alone
+    with pytest.raises(ValueError, match="plain gradients"):
+        nesterov.step(params, [np.ones(3)], 0.1, prescaled=True, accumulated=True)
     adam = Adam(params, Hyper())
     assert adam.accumulator() is None
     with pytest.raises(ValueError, match="plain gradients"):
