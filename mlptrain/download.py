@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from mlptrain.datasets import DatasetSpec, RemoteFile
 from mlptrain.errors import DataError, DownloadError
@@ -210,6 +209,8 @@ def _check(path: Path, remote: RemoteFile) -> None:
 
 def _fetch_local(url: str, out: BinaryIO, desc: str, progress: ProgressFactory) -> None:
     """Copy the file a ``file://`` URL names into ``out``, streaming."""
+    from urllib.request import url2pathname  # pulls in http.client: too slow to load for every command
+
     source = Path(url2pathname(urlsplit(url).path))
     try:
         stream = open(source, "rb")
