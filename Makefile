@@ -32,7 +32,7 @@ DATA_ROOT ?= ../shared/data
 bench-accuracy: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/accuracy.py --data-root $(DATA_ROOT)
 
-# Speed against PyTorch, scikit-learn, naive NumPy and the GEMM floor (about 28 minutes);
+# Speed against PyTorch, scikit-learn, naive NumPy and the GEMM floor (about 25 minutes);
 # the references live in their own venv (.bench), never in mlptrain's dependencies.
 bench:
 	test -x .bench/bin/python || $(PYTHON) -m venv .bench

@@ -26,7 +26,7 @@ the sum of the best-of-many times of each matrix product one step needs
 (forward x@W per layer, a.T@delta per layer, delta@W.T for all layers but the
 first), times the steps per epoch.
 
-    python benchmarks/speed.py                                   # the full benchmark (~28 min on 2 cores)
+    python benchmarks/speed.py                                   # the full benchmark (~25 min on 2 cores)
     python benchmarks/speed.py --subset 5000 --repeats 1 --threads 1 --hidden 256,256   # smoke test
     python benchmarks/speed.py --only mlptrain,torch --ref-python .bench/bin/python
 
