@@ -192,15 +192,18 @@ def softmax_cross_entropy(logits: Array, labels: Array) -> tuple[float, Array]:
     fused form that never divides by a probability.
     """
     n = logits.shape[0]
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    rows = np.arange(n)
+    # Each row's maximum picked through argmax, which has a SIMD loop: max(axis=1) over
+    # rows of ten classes has none (1 vs 6 us at 128x10). Same value, NaN included.
+    shifted = logits - logits[rows, logits.argmax(axis=1)][:, None]
     exp = np.exp(shifted)
     sums = exp.sum(axis=1, keepdims=True)
-    rows = np.arange(n)
-    loss = float(np.mean(np.log(sums[:, 0]) - shifted[rows, labels]))
-    grad = exp / sums
-    grad[rows, labels] -= 1.0
-    grad /= n
-    return loss, grad
+    # The mean as sum / n: np.mean rounds the same way, through 3 us of Python wrapper.
+    loss = float((np.log(sums[:, 0]) - shifted[rows, labels]).sum() / n)
+    exp /= sums
+    exp[rows, labels] -= 1.0
+    exp /= n
+    return loss, exp
 
 
 def backward(
@@ -234,13 +237,14 @@ def backward(
 
 def _bias_gradient(delta: Array, out: Array | None, beta: float) -> Array:
     """The column sums of ``delta``, into ``out`` or, with ``beta``, added to ``beta * out``."""
+    # np.add.reduce is np.sum without its Python wrapper: the same sums, about 1 us less a call.
     if not beta:
-        return np.sum(delta, axis=0, out=out)
+        return np.add.reduce(delta, axis=0, out=out)
     if out is None:
         raise ValueError("accumulating a gradient needs the array to accumulate into")
     if beta != 1.0:
         out *= beta
-    out += np.sum(delta, axis=0)
+    out += np.add.reduce(delta, axis=0)
     return out
 
 

@@ -52,6 +52,27 @@ def test_activation_writes_into_out_exactly_what_it_returns(name: str) -> None:
     np.testing.assert_array_equal(z, before)  # the input is never overwritten: backward needs it
 
 
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_keeps_nan(name: str) -> None:
+    """NaN in, NaN out, buffer or not: a diverged run is caught, never masked."""
+    act = ACTIVATIONS[name]
+    z = np.array([[-2.0, -0.0, 0.0, 0.5, np.nan, 3.0]], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        results = act.function(z), act.function(z, np.zeros_like(z))
+    for a in results:
+        assert np.isnan(a[0, 4]) and np.isfinite(np.delete(a, 4)).all()
+
+
+def test_relu_in_place_and_into_a_dirty_buffer() -> None:
+    relu = get_activation("relu").function
+    z = np.array([[-2.0, 0.0, 0.5, np.inf, -np.inf]], dtype=np.float32)
+    expected = np.array([[0.0, 0.0, 0.5, np.inf, 0.0]], dtype=np.float32)
+    np.testing.assert_array_equal(relu(z, np.full_like(z, 7.0)), expected)
+    in_place = z.copy()
+    assert relu(in_place, in_place) is in_place
+    np.testing.assert_array_equal(in_place, expected)
+
+
 def test_logistic_does_not_overflow() -> None:
     act = get_activation("sigmoid")
     with np.errstate(all="raise"):
@@ -130,6 +151,37 @@ def test_cross_entropy_is_stable_and_exact() -> None:
     loss, grad = softmax_cross_entropy(logits, np.array([0, 1]))
     assert loss == pytest.approx(np.log(2) / 2)
     np.testing.assert_allclose(grad, [[0.0, 0.0], [0.25, -0.25]], atol=1e-12)
+
+
+def _textbook_softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    sums = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(len(labels))
+    grad = exp / sums
+    grad[rows, labels] -= 1.0
+    return float(np.mean(np.log(sums[:, 0]) - shifted[rows, labels])), grad / len(labels)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_is_bit_for_bit_the_textbook_form(dtype: type) -> None:
+    """The fast form (row maxima through argmax, mean as sum / n) rounds exactly like the plain one."""
+    rng = np.random.default_rng(3)
+    for n, k, scale in [(128, 10, 1.0), (96, 10, 30.0), (7, 3, 1e3), (1, 2, 0.01)]:
+        logits = (rng.standard_normal((n, k)) * scale).astype(dtype)
+        labels = rng.integers(0, k, n)
+        loss, grad = softmax_cross_entropy(logits, labels)
+        want_loss, want_grad = _textbook_softmax_cross_entropy(logits, labels)
+        assert loss == want_loss and grad.dtype == dtype
+        np.testing.assert_array_equal(grad, want_grad)
+
+
+def test_cross_entropy_of_a_non_finite_logit_is_nan() -> None:
+    for bad in (np.nan, np.inf):
+        logits = np.array([[0.0, bad, 1.0], [0.0, 1.0, 2.0]], dtype=np.float32)
+        with np.errstate(invalid="ignore"):
+            loss, _ = softmax_cross_entropy(logits, np.array([0, 2]))
+        assert np.isnan(loss)
 
 
 def test_sizes_and_parameters_order() -> None:
