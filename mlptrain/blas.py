@@ -62,8 +62,8 @@ def accumulate_product(a: Array, b: Array, out: Array | None, beta: float = 0.0)
         out += a.T @ b
         return out
     # Sizes go in as Python ints: the bound argtypes convert them to the library's index type.
-    kernels.gemm[out.dtype.char](_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, 1.0, a.ctypes.data, m,
-                                 b.ctypes.data, n, beta, out.ctypes.data, n)
+    kernels.gemm[out.dtype.char](_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, 1.0, _address(a), m,
+                                 _address(b), n, beta, _address(out), n)
     return out
 
 
@@ -79,7 +79,17 @@ def add_into(target: Array, addend: Array, alpha: float = 1.0) -> None:
             or not _blas_ready(target.dtype, addend, target)):
         target += addend if alpha == 1.0 else alpha * addend
         return
-    kernels.axpy[target.dtype.char](target.size, alpha, addend.ctypes.data, 1, target.ctypes.data, 1)
+    kernels.axpy[target.dtype.char](target.size, alpha, _address(addend), 1, _address(target), 1)
+
+
+def _address(x: Array) -> int:
+    """Where C-contiguous ``x``'s data starts, for a foreign call."""
+    # A ctypes view of the buffer is 0.27 us against 0.95 us for x.ctypes.data, and a step
+    # makes five BLAS calls. Read-only (and empty) arrays export no writable buffer.
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(x))
+    except (TypeError, ValueError):
+        return x.ctypes.data
 
 
 def _blas_ready(dtype: np.dtype, *arrays: Array) -> bool:

@@ -61,6 +61,18 @@ def test_arrays_blas_cannot_take_as_they_are_go_through_numpy(route: str) -> Non
     np.testing.assert_allclose(out, expected, rtol=1e-5)
 
 
+def test_read_only_inputs_are_read_where_they_are(route: str) -> None:
+    """BLAS gets their address the slow way (no writable buffer to view), with the same result."""
+    a, b, out = arrays(np.float32)
+    expected = out + a.T @ b
+    a.flags.writeable = b.flags.writeable = False
+    blas.accumulate_product(a, b, out, 1.0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    target, addend = np.zeros(10_000, np.float32), np.frombuffer(np.ones(10_000, np.float32).tobytes(), np.float32)
+    blas.add_into(target, addend, 2.0)
+    np.testing.assert_array_equal(target, np.full(10_000, 2.0, np.float32))
+
+
 def test_shapes_that_do_not_fit_raise_as_numpy_does_instead_of_reaching_blas(route: str) -> None:
     a, b, _ = arrays(np.float32)
     wrong = np.zeros((a.shape[1], b.shape[1] + 1), np.float32)
