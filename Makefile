@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 EPOCHS ?= 3
 DEMO_RUN ?= runs/demo
 
-.PHONY: demo test lint bench bench-accuracy clean
+.PHONY: demo test lint bench bench-accuracy ab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: $(VENV)/.installed
 DATA_ROOT ?= ../shared/data
 bench-accuracy: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/accuracy.py --data-root $(DATA_ROOT)
+
+# In-process A/B of the training step, this tree against a git revision (a minute or two):
+#   make ab REV=HEAD~1 HIDDEN=800,800
+REV ?= HEAD
+HIDDEN ?= 256,256
+ab: $(VENV)/.installed
+	$(BIN)/python benchmarks/ab.py $(REV) --hidden $(HIDDEN) --data $(DATA_ROOT)/fashion-mnist
 
 # Speed against PyTorch, scikit-learn, naive NumPy and the GEMM floor (about 25 minutes);
 # the references live in their own venv (.bench), never in mlptrain's dependencies.
