@@ -75,6 +75,9 @@ def run(args: argparse.Namespace, old, new) -> tuple[dict[str, list[float]], boo
 
     steps = args.burst * 128
     order = old.shuffle_rng.permutation(old.split.train)
+    if len(order) <= steps:
+        raise SystemExit(f"ab.py: a burst of {args.burst} steps needs more than {steps} training images; "
+                         f"the data set has {len(order)}: lower --burst")
     times: dict[str, list[float]] = {"old": [], "new": []}
     same = True
     with blas_threads(args.threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -122,7 +125,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         extract_revision(args.rev, Path(tmp))
         sys.path.insert(0, tmp)
-        old, new = trainer(OLD, hidden, args.data), trainer("mlptrain", hidden, args.data)
+        from mlptrain.errors import MlptrainError
+
+        # The new tree loads first: a bad --data fails there with mlptrain's own error.
+        try:
+            new = trainer("mlptrain", hidden, args.data)
+        except MlptrainError as exc:
+            raise SystemExit(f"ab.py: {exc}") from None
+        old = trainer(OLD, hidden, args.data)
         times, same = run(args, old, new)
     print(report(args.rev, hidden, times, same))
 
