@@ -118,7 +118,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="an IDX data set directory")
     args = parser.parse_args()
-    hidden = [int(h) for h in args.hidden.split(",")]
+    try:
+        hidden = [int(h) for h in args.hidden.split(",")]
+    except ValueError:
+        parser.error(f"--hidden {args.hidden!r}: give widths separated by commas, e.g. 800,800")
     if args.rounds < 2 or args.burst < 1:
         parser.error("--rounds must be at least 2 and --burst at least 1")
     sys.path.insert(0, str(ROOT))
