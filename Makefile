@@ -32,7 +32,7 @@ DATA_ROOT ?= ../shared/data
 bench-accuracy: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/accuracy.py --data-root $(DATA_ROOT)
 
-# In-process A/B of the training step, this tree against a git revision (a minute or two):
+# In-process A/B of the training step, this tree against a git revision (3-10 seconds):
 #   make ab REV=HEAD~1 HIDDEN=800,800
 REV ?= HEAD
 HIDDEN ?= 256,256

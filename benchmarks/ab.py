@@ -31,10 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fashion-mnist"
+from speed import DEFAULT_DATA, LR, ROOT, mlptrain_spec  # the same config and data as the benchmark
+
 OLD = "mlptrain_ab_old"  # the package name REV's copy is imported under
-LR, MOMENTUM, SEED = 0.05, 0.9, 0  # as benchmarks/speed.py
 
 
 def extract_revision(rev: str, into: Path) -> None:
@@ -61,9 +60,7 @@ def trainer(package: str, hidden: list[int], data: Path):
     """A Trainer of ``package`` (mlptrain or its old copy) for the benchmark's config."""
     config = importlib.import_module(f"{package}.config")
     load_dataset = importlib.import_module(f"{package}.data").load_dataset
-    spec = {"hidden": hidden, "batch_size": 128, "lr": LR, "momentum": MOMENTUM, "val_size": 0,
-            "epochs": 5, "dataset": "fashion-mnist", "seed": SEED}
-    built = config.default_init(config.build_config(spec))
+    built = config.default_init(config.build_config(mlptrain_spec(hidden, 128)))
     return importlib.import_module(f"{package}.train").Trainer(built, load_dataset(data, "fashion-mnist"))
 
 
