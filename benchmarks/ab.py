@@ -51,7 +51,7 @@ def extract_revision(rev: str, into: Path) -> None:
             tar.extractall(into)
     package = into / OLD
     (into / "mlptrain").rename(package)
-    for source in package.glob("*.py"):
+    for source in package.rglob("*.py"):
         text = source.read_text()
         source.write_text(re.sub(r"\b(from|import) mlptrain\b", rf"\1 {OLD}", text))
 
@@ -59,9 +59,17 @@ def extract_revision(rev: str, into: Path) -> None:
 def trainer(package: str, hidden: list[int], data: Path):
     """A Trainer of ``package`` (mlptrain or its old copy) for the benchmark's config."""
     config = importlib.import_module(f"{package}.config")
-    load_dataset = importlib.import_module(f"{package}.data").load_dataset
+    load_dataset = _module(package, "data.loading", "data").load_dataset
     built = config.default_init(config.build_config(mlptrain_spec(hidden, 128)))
-    return importlib.import_module(f"{package}.train").Trainer(built, load_dataset(data, "fashion-mnist"))
+    return _module(package, "train.trainer", "train").Trainer(built, load_dataset(data, "fashion-mnist"))
+
+
+def _module(package: str, path: str, flat: str):
+    """``package.path``, or ``package.flat`` for revisions before the layout by part (one flat folder)."""
+    try:
+        return importlib.import_module(f"{package}.{path}")
+    except ModuleNotFoundError:
+        return importlib.import_module(f"{package}.{flat}")
 
 
 def run(args: argparse.Namespace, old, new) -> tuple[dict[str, list[float]], bool]:

@@ -170,10 +170,10 @@ def setup_mlptrain(args, hidden, data):
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from mlptrain.blas import kernel_name
     from mlptrain.config import build_config, default_init
-    from mlptrain.data import load_dataset
-    from mlptrain.train import Trainer
+    from mlptrain.data.loading import load_dataset
+    from mlptrain.nn.blas import kernel_name
+    from mlptrain.train.trainer import Trainer
 
     config = default_init(build_config(mlptrain_spec(hidden, args.batch)))
     dataset = load_dataset(data, "fashion-mnist")

@@ -1,3 +1,17 @@
-"""mlptrain: train multilayer perceptrons on MNIST-family data with nothing but NumPy."""
+"""mlptrain: train multilayer perceptrons on MNIST-family data with nothing but NumPy.
+
+The parts, bottom to top; each may import only the parts below it
+(``tests/test_layout.py`` checks this on every import statement):
+
+    errors, fsutil, threads   the foundation: domain errors, atomic writes, BLAS thread limits
+    nn, data                  the maths (one forward/backward core) and the data pipeline; independent
+    config                    the training config: one table of keys, validated
+    train                     the training loop and its health diagnostics
+    runs                      the run directory: files, weights, checkpoints, reading a run back
+    experiment                the glue of fit and eval: a run from config to summary.json
+    sweep                     grids of runs on local processes or Dask
+    plots                     PNGs of runs and sweeps (matplotlib, lazily)
+    cli                       the Click commands: the only part that knows the terminal
+"""
 
 __version__ = "0.1.0"

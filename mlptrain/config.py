@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from mlptrain.activations import activation_names, get_activation
 from mlptrain.errors import ConfigError
-from mlptrain.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, get_initializer
-from mlptrain.optimizers import OPTIMIZERS
-from mlptrain.schedules import SCHEDULES
+from mlptrain.nn.activations import activation_names, get_activation
+from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, get_initializer
+from mlptrain.nn.optimizers import OPTIMIZERS
+from mlptrain.nn.schedules import SCHEDULES
 
 DTYPES = ("float32", "float64")
 MONITORS = {"val_acc": "max", "val_loss": "min"}  # metric -> which direction is better

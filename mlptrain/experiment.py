@@ -17,13 +17,12 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from mlptrain import __version__
-from mlptrain.blas import kernel_name
 from mlptrain.config import Config
-from mlptrain.data import Dataset
-from mlptrain.diagnostics import HealthWarning, LayerHealth
+from mlptrain.data.loading import Dataset
 from mlptrain.errors import ConfigError, DataError, DivergedError, RunDirError, RunInterrupted, Terminated
 from mlptrain.fsutil import signals_deferred
-from mlptrain.runs import (
+from mlptrain.nn.blas import kernel_name
+from mlptrain.runs.files import (
     CHECKPOINT_FILE,
     EVAL_FILE,
     SUMMARY_FILE,
@@ -39,7 +38,8 @@ from mlptrain.runs import (
     write_json,
     write_metrics,
 )
-from mlptrain.train import Evaluation, Trainer, evaluate
+from mlptrain.train.diagnostics import HealthWarning, LayerHealth
+from mlptrain.train.trainer import Evaluation, Trainer, evaluate
 
 
 class Reporter(Protocol):

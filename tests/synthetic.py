@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlptrain.datasets import FILE_NAMES
-from mlptrain.idx import write_idx
+from mlptrain.data.datasets import FILE_NAMES
+from mlptrain.data.idx import write_idx
 
 
 def make_images(labels: np.ndarray, shape: tuple[int, int], n_classes: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""mlptrain.blas: the accumulating product and the threaded add, on BLAS and on the NumPy fallback."""
+"""mlptrain.nn.blas: the accumulating product and the threaded add, on BLAS and on the NumPy fallback."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mlptrain import blas
+from mlptrain.nn import blas
 
 DTYPES = [np.float32, np.float64]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mlptrain.activations import ACTIVATIONS
 from mlptrain.config import FIELDS, Config, build_config, default_init, load_config_file, merge, parse_hidden
 from mlptrain.errors import ConfigError
+from mlptrain.nn.activations import ACTIVATIONS
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

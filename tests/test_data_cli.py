@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlptrain import datasets
 from mlptrain.cli import cli
-from mlptrain.datasets import FILE_NAMES, DatasetSpec, RemoteFile
+from mlptrain.data import datasets
+from mlptrain.data.datasets import FILE_NAMES, DatasetSpec, RemoteFile
 
 from httpserver import LoopbackServer
 from synthetic import write_dataset

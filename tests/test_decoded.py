@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlptrain import decoded
-from mlptrain.data import load_dataset
+from mlptrain.data import decoded
+from mlptrain.data.idx import read_images, write_idx
+from mlptrain.data.loading import load_dataset
 from mlptrain.errors import DataError
-from mlptrain.idx import read_images, write_idx
 
 from synthetic import write_dataset
 

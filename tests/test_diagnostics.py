@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from mlptrain.cli import cli
-from mlptrain.diagnostics import (
+from mlptrain.nn.initializers import get_initializer
+from mlptrain.nn.network import init_network
+from mlptrain.train.diagnostics import (
     check_init,
     gradient_warnings,
     layer_health,
@@ -19,8 +21,6 @@ from mlptrain.diagnostics import (
     signal_warnings,
     unit_warnings,
 )
-from mlptrain.initializers import get_initializer
-from mlptrain.network import init_network
 
 from synthetic import write_dataset
 

@@ -1,4 +1,4 @@
-"""Tests for mlptrain.download and mlptrain.datasets, against a loopback HTTP server."""
+"""Tests for mlptrain.data.download and mlptrain.data.datasets, against a loopback HTTP server."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlptrain.datasets import DATASETS, FILE_NAMES, DatasetSpec, RemoteFile, get_dataset
-from mlptrain.download import cache_status, ensure_dataset, file_checksum_ok, normalize_mirror
+from mlptrain.data.datasets import DATASETS, FILE_NAMES, DatasetSpec, RemoteFile, get_dataset
+from mlptrain.data.download import cache_status, ensure_dataset, file_checksum_ok, normalize_mirror
 from mlptrain.errors import DataError, DownloadError
 
 from httpserver import LoopbackServer, ok, short, stall, status

@@ -1,4 +1,4 @@
-"""Tests for mlptrain.idx: round trips, every malformed case, memory safety, properties."""
+"""Tests for mlptrain.data.idx: round trips, every malformed case, memory safety, properties."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from mlptrain.data.idx import IDX_TYPES, read_idx, read_images, read_labels, write_idx
 from mlptrain.errors import DataError
-from mlptrain.idx import IDX_TYPES, read_idx, read_images, read_labels, write_idx
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 HUGE = 2**32 - 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlptrain.activations import ACTIVATIONS, ALIASES, get_activation
 from mlptrain.errors import ConfigError
-from mlptrain.initializers import INITIALIZERS, get_initializer
-from mlptrain.network import (
+from mlptrain.nn.activations import ACTIVATIONS, ALIASES, get_activation
+from mlptrain.nn.initializers import INITIALIZERS, get_initializer
+from mlptrain.nn.network import (
     Network,
     Workspace,
     dropout_masks,

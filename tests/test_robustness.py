@@ -30,10 +30,11 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from mlptrain import datasets, download, experiment, fsutil
+from mlptrain import experiment, fsutil
 from mlptrain.cli import cli
 from mlptrain.config import FIELDS
-from mlptrain.datasets import FILE_NAMES, DatasetSpec, RemoteFile
+from mlptrain.data import datasets, download
+from mlptrain.data.datasets import FILE_NAMES, DatasetSpec, RemoteFile
 
 from httpserver import LoopbackServer, ok, status
 from synthetic import write_dataset
@@ -195,8 +196,10 @@ import json, sys, time
 from pathlib import Path
 from contextlib import contextmanager
 
-from mlptrain import datasets, download
-from mlptrain.datasets import DatasetSpec, RemoteFile
+from mlptrain.data import datasets
+
+from mlptrain.data import download
+from mlptrain.data.datasets import DatasetSpec, RemoteFile
 
 spec_json, cache, ready, go = sys.argv[1:5]
 d = json.loads(spec_json)

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from mlptrain.cli import cli
 from mlptrain.errors import ConfigError, SweepError
-from mlptrain.sweep import format_value, load_spec
-from mlptrain.sweepresults import group_over_seeds
+from mlptrain.sweep.results import group_over_seeds
+from mlptrain.sweep.spec import format_value, load_spec
 
 from synthetic import write_dataset
 
@@ -340,7 +340,7 @@ def test_a_hand_started_dask_scheduler_gives_the_same_results(runner: CliRunner,
 
 def test_unreachable_scheduler_is_one_clear_error() -> None:
     pytest.importorskip("distributed")
-    from mlptrain.sweeprun import DaskExecutor
+    from mlptrain.sweep.executors import DaskExecutor
 
     with pytest.raises(SweepError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:\d+ .*dask scheduler"):
         with DaskExecutor(f"tcp://127.0.0.1:{_free_port()}", 1, connect_timeout=1.0):

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from mlptrain.cli import cli
 from mlptrain.config import build_config, default_init
-from mlptrain.data import load_dataset
+from mlptrain.data.loading import load_dataset
 from mlptrain.errors import ConfigError
-from mlptrain.initializers import get_initializer
-from mlptrain.network import (
+from mlptrain.nn.initializers import get_initializer
+from mlptrain.nn.network import (
     Workspace,
     apply_max_norm,
     dropout_masks,
@@ -25,9 +25,9 @@ from mlptrain.network import (
     loss_and_gradients,
     softmax_cross_entropy,
 )
-from mlptrain.optimizers import OPTIMIZERS, SGD, Adam, Hyper, make_optimizer
-from mlptrain.schedules import SCHEDULES, ScheduleParams, lr_at
-from mlptrain.train import Trainer, fit
+from mlptrain.nn.optimizers import OPTIMIZERS, SGD, Adam, Hyper, make_optimizer
+from mlptrain.nn.schedules import SCHEDULES, ScheduleParams, lr_at
+from mlptrain.train.trainer import Trainer, fit
 
 from synthetic import write_dataset
 

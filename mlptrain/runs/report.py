@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlptrain.errors import RunDirError
-from mlptrain.runs import EVAL_FILE, METRICS_FILE, SUMMARY_FILE, read_config, read_json
+from mlptrain.runs.files import EVAL_FILE, METRICS_FILE, SUMMARY_FILE, read_config, read_json
 
 HEALTH_COLUMNS = ("dead", "saturated", "act_mean", "act_std", "grad_rms", "weight_rms", "update_ratio")
 

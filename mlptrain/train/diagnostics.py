@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mlptrain.network import Network, backward, forward, softmax_cross_entropy
+from mlptrain.nn.network import Network, backward, forward, softmax_cross_entropy
 
 Array = np.ndarray
 

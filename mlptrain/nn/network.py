@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlptrain.activations import Activation, get_activation
-from mlptrain.blas import accumulate_product
-from mlptrain.initializers import Initializer
+from mlptrain.nn.activations import Activation, get_activation
+from mlptrain.nn.blas import accumulate_product
+from mlptrain.nn.initializers import Initializer
 
 Array = np.ndarray
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mlptrain.datasets import DATASETS, FILE_NAMES
-from mlptrain.decoded import load_decoded
-from mlptrain.download import ProgressFactory, ensure_dataset
+from mlptrain.data.datasets import DATASETS, FILE_NAMES
+from mlptrain.data.decoded import load_decoded
+from mlptrain.data.download import ProgressFactory, ensure_dataset
+from mlptrain.data.idx import read_images, read_labels
 from mlptrain.errors import DataError
-from mlptrain.idx import read_images, read_labels
 
 Array = np.ndarray
 

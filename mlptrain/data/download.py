@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
-from mlptrain.datasets import DatasetSpec, RemoteFile
+from mlptrain.data.datasets import DatasetSpec, RemoteFile
 from mlptrain.errors import DataError, DownloadError
 from mlptrain.fsutil import atomic_write, file_digest
 

@@ -21,8 +21,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from mlptrain.blas import add_into
 from mlptrain.errors import ConfigError
+from mlptrain.nn.blas import add_into
 
 Array = np.ndarray
 

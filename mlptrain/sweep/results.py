@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlptrain.runs import read_json, write_text
-from mlptrain.sweep import plain
+from mlptrain.runs.files import read_json, write_text
+from mlptrain.sweep.spec import plain
 
 RESULTS_JSONL, RESULTS_CSV, SWEEP_FILE, SPEC_COPY = "results.jsonl", "results.csv", "sweep.json", "spec.yaml"
 FINISHED = ("complete", "diverged")  # a run directory with one of these in summary.json is not run again

@@ -17,10 +17,10 @@ from typing import IO, Any, Callable
 
 import numpy as np
 
-from mlptrain.activations import get_activation
 from mlptrain.errors import ConfigError, RunDirError
 from mlptrain.fsutil import atomic_write
-from mlptrain.network import Network
+from mlptrain.nn.activations import get_activation
+from mlptrain.nn.network import Network
 
 WEIGHTS_FORMAT = 1
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE = "config.yaml", "metrics.jsonl", "weights.npz"

@@ -22,11 +22,10 @@ from typing import Any, Callable
 import numpy as np
 
 from mlptrain.config import MONITORS, Config
-from mlptrain.data import Dataset, gather_batch
-from mlptrain.diagnostics import EVENT_CODES, HealthWarning, LayerHealth, check_epoch, check_init
+from mlptrain.data.loading import Dataset, gather_batch
 from mlptrain.errors import ConfigError, DivergedError
-from mlptrain.initializers import get_initializer
-from mlptrain.network import (
+from mlptrain.nn.initializers import get_initializer
+from mlptrain.nn.network import (
     Network,
     Workspace,
     apply_max_norm,
@@ -36,8 +35,9 @@ from mlptrain.network import (
     loss_and_gradients,
     softmax_cross_entropy,
 )
-from mlptrain.optimizers import DECOUPLED_DECAY, Hyper, load_state, make_optimizer
-from mlptrain.schedules import ScheduleParams, lr_at
+from mlptrain.nn.optimizers import DECOUPLED_DECAY, Hyper, load_state, make_optimizer
+from mlptrain.nn.schedules import ScheduleParams, lr_at
+from mlptrain.train.diagnostics import EVENT_CODES, HealthWarning, LayerHealth, check_epoch, check_init
 
 Array = np.ndarray
 EVAL_BATCH = 2000

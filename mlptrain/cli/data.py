@@ -1,0 +1,104 @@
+"""``mlptrain data``: download, verify and list the cached data sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlptrain.cli.common import Failure, Group, data_options, download_progress
+
+
+@click.group(cls=Group)
+def data() -> None:
+    """Download, verify and list the cached data sets.
+
+    \b
+    Example:
+        mlptrain data download --dataset fashion-mnist
+    """
+
+
+def _known_datasets(ctx: click.Context, param: click.Parameter, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Check --dataset names against the DATASETS table as it is now (a usage error: exit 2)."""
+    from mlptrain.data.datasets import DATASETS
+
+    for name in names:
+        if name not in DATASETS:
+            raise click.BadParameter(f"{name!r} is not a known data set; choose from: {', '.join(DATASETS)}")
+    return names
+
+
+@data.command()
+@click.option("--dataset", "datasets", multiple=True, default=["mnist"], show_default=True,
+              metavar="NAME", callback=_known_datasets,
+              help="Data set to fetch, as listed by `mlptrain data list` (repeatable).")
+@data_options
+def download(datasets: tuple[str, ...], data_dir: Path, mirror: str | None, quiet: bool) -> None:
+    """Fetch data sets into the cache and verify their checksums.
+
+    Files already cached and intact are not fetched again.
+
+    \b
+    Examples:
+        mlptrain data download
+        MLPTRAIN_MIRROR=/mnt/datasets/mnist mlptrain data download --dataset mnist
+    """
+    from mlptrain.data.datasets import DATASETS
+    from mlptrain.data.download import ensure_dataset
+
+    for name in datasets:
+        directory = ensure_dataset(DATASETS[name], data_dir, mirror=mirror, progress=download_progress(quiet))
+        click.echo(f"{name}: verified in {directory}")
+
+
+@data.command()
+@click.option("--dataset", "datasets", multiple=True, metavar="NAME", callback=_known_datasets,
+              help="Data set to check (repeatable) [default: every cached one].")
+@click.option("--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Download cache [env: MLPTRAIN_DATA_DIR].")
+def verify(datasets: tuple[str, ...], data_dir: Path) -> None:
+    """Check the cached files against their published checksums (exit 1 if any fail).
+
+    \b
+    Example:
+        mlptrain data verify --dataset mnist
+    """
+    from mlptrain.data.datasets import DATASETS
+    from mlptrain.data.download import cache_status
+
+    names = datasets or [n for n in DATASETS if any(s.present for s in cache_status(DATASETS[n], data_dir))]
+    bad = []
+    for name in names:
+        for status in cache_status(DATASETS[name], data_dir):
+            state = "ok" if status.verified else "MISSING" if not status.present else "CORRUPT"
+            click.echo(f"{name:<14} {status.name:<28} {state}")
+            bad += [] if status.verified else [f"{name}/{status.name}"]
+    if not names:
+        click.echo(f"no data sets cached in {data_dir}; run: mlptrain data download")
+    if bad:
+        raise Failure(f"{len(bad)} file(s) missing or corrupt; run: mlptrain data download", 1)
+
+
+@data.command("list")
+@click.option("--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Download cache [env: MLPTRAIN_DATA_DIR].")
+def list_(data_dir: Path) -> None:
+    """List the known data sets and what of each is cached (size, verified or not).
+
+    \b
+    Example:
+        mlptrain data list --data-dir ~/mlptrain-data
+    """
+    from mlptrain.data.datasets import DATASETS
+    from mlptrain.data.download import cache_status
+
+    click.echo(f"{'dataset':<14} {'files':>5} {'MB':>7}  state         description")
+    for name, spec in DATASETS.items():
+        statuses = cache_status(spec, data_dir)
+        present = [s for s in statuses if s.present]
+        size = sum(s.size or 0 for s in present) / 1e6
+        state = ("verified" if all(s.verified for s in statuses) else "CORRUPT" if any(
+            s.present and not s.verified for s in statuses) else "partial" if present else "not cached")
+        click.echo(f"{name:<14} {len(present):>3}/4 {size:>7.1f}  {state:<13} {spec.description}")
+    click.echo(f"cache: {data_dir.resolve()}")

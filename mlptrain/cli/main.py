@@ -1,0 +1,49 @@
+"""The ``mlptrain`` group: every command registered, the version, and clean exits on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from mlptrain import __version__
+from mlptrain.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, Group
+from mlptrain.cli.data import data
+from mlptrain.cli.evaluate import eval_, inspect
+from mlptrain.cli.fit import fit
+from mlptrain.cli.plot import plot
+from mlptrain.cli.sweep import sweep
+from mlptrain.errors import Terminated
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mlptrain")
+def cli() -> None:
+    """Train multilayer perceptrons on MNIST-family data with nothing but NumPy.
+
+    \b
+    Example:
+        mlptrain fit --activation relu --init-range 0.5 --epochs 3
+        mlptrain eval runs/<run>
+    """
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def main() -> None:
+    """Console entry point: Click's handling, and SIGINT/SIGTERM unwinding cleanly (exit 130/143)."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        cli.main(prog_name="mlptrain")
+    except KeyboardInterrupt as exc:  # outside training (training says how to resume itself)
+        terminated = isinstance(exc, Terminated)
+        click.echo(f"Error: interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}", err=True)
+        sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+
+
+for command in (fit, eval_, inspect, plot, sweep, data):
+    cli.add_command(command)

@@ -1,0 +1,46 @@
+"""``mlptrain plot``: PNGs of one run, several runs overlaid, or a sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlptrain.cli.common import Failure
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("comparison.png"),
+              show_default=True, help="With several runs: where to write their overlaid learning curves.")
+def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
+    """Write PNG plots into each run: curves.png, health.png and, after eval, confusion.png.
+
+    With several runs, also overlay their learning curves in one PNG (--out).
+    Given a sweep directory (from mlptrain sweep), write its heatmap (two
+    varying keys) or curves (one) of test accuracy instead.
+
+    \b
+    Examples:
+        mlptrain plot runs/relu-tiny
+        mlptrain plot runs/logistic runs/relu --out logistic-vs-relu.png
+        mlptrain plot sweeps/sweep-init-scale
+    """
+    from mlptrain.plots.run import plot_comparison, plot_run
+    from mlptrain.plots.sweep import plot_sweep
+    from mlptrain.runs.report import load_run
+    from mlptrain.sweep.results import is_sweep_dir
+
+    sweeps = [path for path in run_dirs if is_sweep_dir(path)]
+    records = [load_run(run_dir) for run_dir in run_dirs if run_dir not in sweeps]
+    for record in records:
+        if not record.history:
+            raise Failure(f"{record.run_dir} has no finished epoch to plot yet", 1)
+    for sweep_dir in sweeps:
+        for path in plot_sweep(sweep_dir):
+            click.echo(f"wrote {path}")
+    for record in records:
+        for path in plot_run(record):
+            click.echo(f"wrote {path}")
+    if len(records) > 1:
+        click.echo(f"wrote {plot_comparison(records, out)}")

@@ -1,0 +1,145 @@
+"""``mlptrain sweep``: a grid of trials on local processes or a Dask cluster, and its report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlptrain.cli.common import Failure, data_options, download_progress, show_progress
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path), metavar="SPEC.yaml")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="SWEEP_DIR",
+              help="Sweep directory; each trial is a run directory in it [default: sweeps/<spec name>].")
+@click.option("--workers", type=click.IntRange(1, 1024),
+              help="Local worker processes, or the LocalCluster's workers with --cluster local "
+              "[default: the cores available].")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run the trials on this running Dask scheduler, e.g. tcp://127.0.0.1:8786 (needs mlptrain[dask]).")
+@click.option("--cluster", type=click.Choice(["local"]),
+              help="Start a Dask LocalCluster on 127.0.0.1 for the duration (needs mlptrain[dask]).")
+@click.option("--threads", type=click.IntRange(1, 1024),
+              help="BLAS threads per trial [default: cores // workers, at least 1; 1 with --scheduler].")
+@click.option("--plot", "make_plot", is_flag=True,
+              help="At the end, write sweep-heatmap.png (two varying keys) or sweep-curves.png (one).")
+@data_options
+def sweep(spec: Path, out: Path | None, workers: int | None, scheduler: str | None, cluster: str | None,
+          threads: int | None, make_plot: bool, data_dir: Path, mirror: str | None, quiet: bool) -> None:
+    """Run a grid of trials from SPEC.yaml: a base config, a grid of values, seeds.
+
+    Each trial is a normal run directory inside SWEEP_DIR, named from the
+    values that vary (activation=relu,init_range=0.01,seed=1). Results go to
+    SWEEP_DIR/results.csv and results.jsonl, and a table grouped over seeds is
+    printed, best validation accuracy first. A failed trial is recorded and the
+    others go on (exit 1 at the end); running the same command again skips
+    finished trials and resumes the others, also after Ctrl-C.
+
+    \b
+    Examples:
+        mlptrain sweep configs/sweep-init-scale.yaml --workers 2 --plot
+        mlptrain sweep configs/sweep-init-scale.yaml --cluster local --out sweeps/init-dask
+        mlptrain sweep configs/sweep-init-scale.yaml --scheduler tcp://127.0.0.1:8786
+    """
+    from mlptrain.sweep.execute import run_sweep
+    from mlptrain.sweep.executors import import_distributed
+    from mlptrain.sweep.spec import load_spec
+    from mlptrain.threads import available_cores
+
+    if scheduler and cluster:
+        raise click.UsageError("give --scheduler ADDRESS or --cluster local, not both")
+    if scheduler and workers:
+        raise click.UsageError("--workers does not apply to --scheduler: the cluster's own workers run the trials")
+    plan = load_spec(spec)
+    if make_plot and len(plan.varying) not in (1, 2):
+        raise click.UsageError(f"--plot draws one or two varying keys; this sweep varies {len(plan.varying)}"
+                               f"{': ' + ', '.join(plan.varying) if plan.varying else ''}; drop --plot")
+    if scheduler or cluster:
+        import_distributed()  # before any download: a missing extra is a one-line error now, not later
+    workers = workers or available_cores()
+    threads = threads or (1 if scheduler else max(1, available_cores() // workers))
+    executor = _sweep_executor(scheduler, cluster, workers)
+    out = (out or Path("sweeps") / spec.stem).resolve()  # absolute: workers may run elsewhere
+    data_dirs = _sweep_data(plan, data_dir, mirror, quiet)
+    click.echo(f"sweep: {plan.describe()} in {out}; on {executor.description}, "
+               f"{threads} BLAS thread{'s' if threads != 1 else ''} per trial", err=True)
+    reporter = _SweepReporter(quiet)
+    try:
+        with executor:
+            outcome = run_sweep(plan, out, spec.read_text(encoding="utf-8"), data_dirs, executor, threads,
+                                f"mlptrain sweep {spec}", reporter.start, reporter.record)
+    finally:
+        reporter.close()
+    _sweep_report(plan, out, outcome, make_plot)
+
+
+def _sweep_executor(scheduler: str | None, cluster: str | None, workers: int) -> Any:
+    from mlptrain.sweep.executors import DaskExecutor, LocalPool
+
+    return DaskExecutor(scheduler, workers) if scheduler or cluster else LocalPool(workers)
+
+
+def _sweep_data(plan: Any, data_dir: Path, mirror: str | None, quiet: bool) -> dict[str, Path]:
+    """Each data set's directory (downloaded into the cache if needed), absolute, its files checked."""
+    from mlptrain.data.loading import find_files, locate
+    from mlptrain.sweep.execute import data_names
+
+    directories = {}
+    for name in data_names(plan):
+        directory = locate(name, data_dir, mirror, download_progress(quiet)).resolve()
+        find_files(directory)
+        directories[name] = directory
+    return directories
+
+
+class _SweepReporter:
+    """A tqdm bar of trials on stderr (not with -q or off a terminal) and a line per failed or diverged trial."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self._bar = quiet, None
+
+    def start(self, finished: int, total: int) -> None:
+        if finished:
+            self._echo(f"{finished} of {total} trials finished earlier: skipped")
+        if show_progress(self.quiet):
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=finished, unit="trial", desc="sweep")
+
+    def record(self, record: dict[str, Any]) -> None:
+        if record["status"] in ("failed", "diverged"):
+            self._echo(f"trial {record['trial']} {record['status']}: {record['error']}")
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def _echo(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            click.echo(line, err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _sweep_report(plan: Any, out: Path, outcome: Any, make_plot: bool) -> None:
+    """The table over seeds, where the results are, the plot; exit 1 when any trial failed."""
+    from mlptrain.sweep.results import RESULTS_CSV, RESULTS_JSONL, format_summary, group_over_seeds
+
+    click.echo(format_summary(group_over_seeds(outcome.records, plan.varying), plan.varying))
+    click.echo(f"results: {out / RESULTS_CSV} and {RESULTS_JSONL}; trial runs in {out}")
+    if make_plot:
+        from mlptrain.plots.sweep import plot_sweep
+
+        for path in plot_sweep(out):
+            click.echo(f"wrote {path}")
+    failed = outcome.failed
+    if failed:
+        first = failed[0]
+        raise Failure(f"{len(failed)} of {len(plan.trials)} trials failed (first: {first['trial']}: "
+                       f"{first['error']}); errors are in {out / RESULTS_CSV}; fix the cause and run the same "
+                       "command again to retry them", 1)

@@ -1,0 +1,8 @@
+"""The run directory: its files (config, metrics, weights, checkpoints, summary) and reading a run back.
+
+``files`` writes and reads every file of a run directory atomically and checks
+what it reads; ``report`` loads a whole run (finished or not) as a
+``RunRecord`` and formats it for ``mlptrain inspect``.
+
+May import: ``train``, ``nn``, ``data``, ``config``, and the foundation.
+"""

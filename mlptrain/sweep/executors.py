@@ -1,0 +1,217 @@
+"""Where trials run: local worker processes, or a Dask cluster; never a scheduler of our own.
+
+Ctrl-C: the local pool's workers ignore SIGINT and are killed by the parent
+(atomic writes and resume-from-checkpoint keep their run directories
+resumable); Dask trials are asked to stop at their next batch
+through a distributed Event, and the cluster's own workers carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import uuid
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Protocol
+
+from mlptrain.errors import SweepError
+from mlptrain.sweep.results import failed_record
+from mlptrain.sweep.trial import STOP_CHECK_SECONDS, Record, TrialTask, run_trial
+
+NANNY_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+DASK_MISSING = "--cluster/--scheduler need Dask: pip install 'mlptrain[dask]'"
+
+
+class Executor(Protocol):
+    """Runs the tasks and hands each record to ``record`` as it arrives; stops cleanly on KeyboardInterrupt.
+
+    Used as a context manager: entering connects (so that an unreachable
+    cluster is reported before anything is written), leaving lets go.
+    """
+
+    description: str
+
+    def __enter__(self) -> Executor: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def run(self, tasks: list[TrialTask], record: Callable[[Record], None]) -> None: ...
+
+
+def _ignore_sigint() -> None:
+    """Local workers leave Ctrl-C to the parent, which stops them all in one way (see LocalPool.run)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside inherit SIGINT ignored, and Python (and asyncio) leave it so.
+
+    A Ctrl-C at the terminal goes to the whole process group; this way only
+    the parent sees it and stops the workers in order, instead of each worker
+    dying on its own with a traceback. A Ctrl-C during the block is lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class LocalPool:
+    """Trials on ``workers`` local processes (spawned fresh: no state inherited from the parent)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.description = f"{workers} local process{'es' if workers != 1 else ''}"
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def run(self, tasks: list[TrialTask], record: Callable[[Record], None]) -> None:
+        import multiprocessing
+
+        if not tasks:
+            return
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)),
+                                   mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+        futures: dict[Future, TrialTask] = {}
+        try:
+            with _children_ignore_sigint():  # the pool starts its processes in submit
+                futures = {pool.submit(run_trial, task): task for task in tasks}
+            for future in as_completed(futures):
+                record(_outcome(future, futures[future]))
+        except BaseException:
+            _terminate(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _outcome(future: Future, task: TrialTask) -> Record:
+    """The worker's record, or a failed record when the worker itself died (killed, out of memory)."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 -- e.g. BrokenProcessPool: recorded against the trial
+        return failed_record(task.name, task.params, f"the worker process died ({type(exc).__name__}: {exc})",
+                             0.0, task.threads)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop queued trials and end the running ones now (their run directories stay resumable).
+
+    SIGKILL, not SIGTERM: a trial may hold signals while it writes its
+    checkpoint and metrics, and must not outlive the sweep. Killing it is safe
+    for the files: every write is atomic, a resumed run rebuilds metrics.jsonl
+    from its checkpoint and removes stale temporary files.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)  # forgets the processes: they were taken above
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.join(timeout=10)
+
+
+class DaskExecutor:
+    """Trials as Dask tasks: on the scheduler at ``address``, or on a LocalCluster of ``workers`` processes."""
+
+    def __init__(self, address: str | None, workers: int, connect_timeout: float = 10.0) -> None:
+        self.address, self.workers, self.connect_timeout = address, workers, connect_timeout
+        self.description = (f"the Dask scheduler at {address}" if address
+                            else f"a Dask LocalCluster of {workers} worker process{'es' if workers != 1 else ''}")
+        self._client: Any = None
+        self._cluster: Any = None
+
+    def __enter__(self) -> DaskExecutor:
+        self._client, self._cluster = self._connect(import_distributed())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def run(self, tasks: list[TrialTask], record: Callable[[Record], None]) -> None:
+        if tasks:
+            self._run(import_distributed(), self._client, tasks, record)
+
+    def _connect(self, distributed: Any) -> tuple[Any, Any]:
+        if self.address is None:
+            import dask
+
+            # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 to hand memory back sooner; it also
+            # turns off glibc's adaptive mmap threshold, and every large temporary array then costs fresh pages:
+            # trials ran ~35% slower. Our own cluster does without it (see README for workers started by hand).
+            with _children_ignore_sigint(), dask.config.set({NANNY_MALLOC_TRIM: None}):
+                cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                                   silence_logs=logging.ERROR)  # its warnings are not the user's
+            return distributed.Client(cluster), cluster
+        try:
+            client = distributed.Client(self.address, timeout=self.connect_timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SweepError(f"cannot reach the Dask scheduler at {self.address} ({exc}); start one with "
+                             "`dask scheduler` (and workers with `dask worker ADDRESS`), or check the address"
+                             ) from None
+        try:
+            client.wait_for_workers(1, timeout=self.connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            client.close()
+            raise SweepError(f"no Dask worker is connected to {self.address} ({type(exc).__name__}); start some "
+                             f"with: dask worker {self.address} --nthreads 1") from None
+        return client, None
+
+    def _run(self, distributed: Any, client: Any, tasks: list[TrialTask], record: Callable[[Record], None]) -> None:
+        tag = uuid.uuid4().hex[:8]
+        stop = DaskStop(f"mlptrain-sweep-stop-{tag}")
+        event = distributed.Event(stop.name, client=client)
+        futures = {client.submit(run_trial, task, stop, key=f"mlptrain-trial-{tag}-{task.name}", pure=False): task
+                   for task in tasks}
+        try:
+            for future in distributed.as_completed(futures):
+                record(_outcome(future, futures[future]))
+        except BaseException:
+            # Running trials stop at their next batch (checkpoints intact), queued ones as they start;
+            # cancelling first would leave running trials to be killed mid-write by the cluster's shutdown.
+            event.set()
+            _wait_quietly(distributed, list(futures), 3 * STOP_CHECK_SECONDS + 5)
+            client.cancel(list(futures))
+            raise
+
+
+def _wait_quietly(distributed: Any, futures: list[Any], timeout: float) -> None:
+    try:
+        distributed.wait(futures, timeout=timeout)
+    except Exception:  # noqa: BLE001 -- best effort while stopping
+        pass
+
+
+class DaskStop:
+    """``should_stop`` for Dask trials: whether the sweep's distributed Event is set (picklable by name)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self) -> bool:
+        from distributed import Event
+
+        try:
+            return bool(Event(self.name).is_set())
+        except Exception:  # noqa: BLE001 -- the scheduler went away: carry on; the sweep is over anyway
+            return False
+
+
+def import_distributed() -> Any:
+    """``distributed``, or SweepError saying how to install it (Dask is an optional extra)."""
+    try:
+        import distributed
+    except ImportError:
+        raise SweepError(DASK_MISSING) from None
+    return distributed

@@ -1,0 +1,10 @@
+"""Training: the loop (``trainer``) and the health checks that watch it (``diagnostics``).
+
+``trainer.Trainer`` runs epochs through the one core in ``nn.network``, with
+the optimizer, schedule, dropout, max-norm and early stopping the config asks
+for; ``diagnostics`` checks the net at init and after each epoch and raises
+coded warnings. Nothing here writes files or prints: ``experiment`` does the
+run directory, the CLI the terminal.
+
+May import: ``nn``, ``data``, ``config``, and the foundation (``errors``, ``fsutil``, ``threads``).
+"""
