@@ -6,6 +6,7 @@ The parts, bottom to top; each may import only the parts below it
     errors, fsutil, threads   the foundation: domain errors, atomic writes, BLAS thread limits
     nn, data                  the maths (one forward/backward core) and the data pipeline; independent
     config                    the training config: one table of keys, validated
+    configfile                config files: strict YAML reading, and the configs shipped in mlptrain/configs
     train                     the training loop and its health diagnostics
     runs                      the run directory: files, weights, checkpoints, reading a run back
     experiment                the glue of fit and eval: a run from config to summary.json

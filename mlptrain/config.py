@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from mlptrain.data.datasets import DATASETS
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import activation_names, get_activation
 from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, get_initializer
@@ -128,6 +129,17 @@ def _text(value: Any) -> str:
     return value
 
 
+def _dataset(value: Any) -> str:
+    """A known data set's name or an existing directory; a close known name is suggested for a typo."""
+    name = _text(value)
+    if name in DATASETS or Path(name).expanduser().is_dir():
+        return name
+    stripped = name.rstrip("/\\")
+    close = [stripped] if stripped in DATASETS else difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.4)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"one of {', '.join(DATASETS)}, or an existing directory of IDX files{hint}")
+
+
 def parse_hidden(value: Any) -> tuple[int, ...]:
     """Hidden widths from a list, a comma string ``"256,256"``, one int, or ``""``/``0`` (none)."""
     allowed = f'layer widths from 1 to {MAX_WIDTH}, e.g. [256, 256] or "256,256" ("" or 0 for no hidden layer)'
@@ -161,7 +173,7 @@ def _choice_field(
 
 
 FIELDS: dict[str, Field] = {
-    "dataset": Field(_text, "data set: mnist, fashion-mnist, kmnist, or a directory of IDX files"),
+    "dataset": Field(_dataset, "data set: mnist, fashion-mnist, kmnist, or a directory of IDX files"),
     "hidden": Field(parse_hidden, 'hidden layer widths, e.g. 256,256 ("" for none)'),
     "activation": _choice_field(
         activation_names, "hidden-unit activation", lambda s: get_activation(s).name
@@ -241,8 +253,18 @@ def build_config(values: Mapping[str, Any], sources: Mapping[str, str] | None = 
             parsed[key] = field.parse(value)
         except ValueError as exc:
             where = f" (from {sources[key]})" if key in sources else ""
-            raise ConfigError(f"invalid {key}{where}: got {value!r}, expected {exc}") from None
+            raise ConfigError(f"invalid {key}{where}: got {_shown(value)}, expected {exc}") from None
     return check_consistency(resolve_init(Config(**parsed)))
+
+
+def _shown(value: Any) -> str:
+    """A bad value as the user wrote it: YAML's ``yes`` and an empty value are a boolean and nothing, not
+    Python's True and None."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if value is None:
+        return "nothing (an empty value)"
+    return repr(value)
 
 
 def check_consistency(config: Config) -> Config:
@@ -305,67 +327,6 @@ def default_init(config: Config) -> Config:
     return dataclasses.replace(config, init=DEFAULT_INIT_FOR_FAMILY[family])
 
 
-def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a YAML config into a dict with normalized keys; ConfigError on any problem."""
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from None
-    try:
-        data = yaml.load(text, Loader=_config_loader())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must be a mapping of keys to values, got {type(data).__name__}")
-    return _normalized(data, path)
-
-
-def _config_loader() -> type:
-    """PyYAML's SafeLoader, stricter about keys and kinder to numbers.
-
-    It refuses a key given twice (PyYAML would keep the last silently) and reads
-    ``1e-3`` as a number, as YAML 1.2 and every flag do (YAML 1.1 wants ``1.0e-3``).
-    """
-    import re
-
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-            seen = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} is given twice", key_node.start_mark)
-                seen.add(key)
-            return super().construct_mapping(node, deep)
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
-        list("-+0123456789."),
-    )
-    return Loader
-
-
-def _normalized(data: dict[Any, Any], path: Path) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if not isinstance(key, str):
-            raise ConfigError(f"config file {path}: key {key!r} is not a string")
-        name = normalize_key(key)
-        if name in values:
-            raise ConfigError(f"config file {path}: key {name!r} is given twice")
-        values[name] = value
-    return values
-
-
 INIT_GROUP = ("init", "init_range", "init_std")
 
 
@@ -381,7 +342,3 @@ def merge(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]) -> dic
             merged.pop(key, None)
     merged.update(flag_values)
     return merged
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc)

@@ -32,10 +32,8 @@ class RunDirError(MlptrainError):
 class DivergedError(MlptrainError):
     """The loss or the weights became NaN/inf: training stopped (exit status 1)."""
 
-    def __init__(self, epoch: int, what: str) -> None:
-        super().__init__(
-            f"diverged in epoch {epoch}: {what}; lower --lr (e.g. by 10x), or add --max-norm or a --warmup-epochs"
-        )
+    def __init__(self, epoch: int, what: str, advice: str) -> None:
+        super().__init__(f"diverged in epoch {epoch}: {what}; {advice}")
         self.epoch = epoch
 
 

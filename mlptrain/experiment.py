@@ -22,6 +22,7 @@ from mlptrain.data.loading import Dataset
 from mlptrain.errors import ConfigError, DataError, DivergedError, RunDirError, RunInterrupted, Terminated
 from mlptrain.fsutil import signals_deferred
 from mlptrain.nn.blas import kernel_name
+from mlptrain.runs.extend import is_complete, keep_final_state, reopen_for_more_epochs
 from mlptrain.runs.files import (
     CHECKPOINT_FILE,
     EVAL_FILE,
@@ -35,6 +36,7 @@ from mlptrain.runs.files import (
     save_checkpoint,
     save_weights,
     write_config,
+    write_diagnostics,
     write_json,
     write_metrics,
 )
@@ -73,6 +75,7 @@ def run_fit(
             with signals_deferred():  # the checkpoint and the metrics always describe the same epoch
                 save_checkpoint(run_dir, trainer.state_arrays())
                 write_metrics(run_dir, trainer.progress.history)
+                _write_diagnostics(run_dir, trainer)
             reporter.epoch(metrics, config.epochs)
             _report_warnings(trainer, reporter)
     except DivergedError as exc:
@@ -84,7 +87,7 @@ def run_fit(
     net = trainer.final_network()
     save_weights(run_dir / WEIGHTS_FILE, net, _weights_meta(data))
     summary = record.summary(trainer, "complete", evaluate(net, data.test_images, data.test_labels))
-    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # the run is complete: nothing left to resume
+    keep_final_state(run_dir)
     reporter.done(summary)
     return summary
 
@@ -92,12 +95,15 @@ def run_fit(
 def _start(trainer: Trainer, config: Config, out: Path | None, resume: Path | None, reporter: Reporter) -> Path:
     """Create the run directory and run the init check, or pick up a run where its checkpoint left it."""
     if resume is None:
-        run_dir = create_run_dir(out, config.activation, config.init or "auto")
+        run_dir = create_run_dir(out, config.activation, _init_label(config))
         write_config(run_dir, config.to_dict())
         reporter.init_health(trainer.check_init())
+        _write_diagnostics(run_dir, trainer)
         _report_warnings(trainer, reporter)
         return run_dir
     remove_stale_temporaries(resume)
+    if is_complete(resume):
+        reopen_for_more_epochs(resume, config)
     saved = load_checkpoint(resume)
     if saved is None:
         trainer.check_init()  # cut before its first epoch: the run starts over in place
@@ -105,7 +111,19 @@ def _start(trainer: Trainer, config: Config, out: Path | None, resume: Path | No
         _restore(trainer, saved, resume)
     trainer.new_warnings()  # already shown when they first happened
     write_metrics(resume, trainer.progress.history)
+    _write_diagnostics(resume, trainer)
     return resume
+
+
+def _write_diagnostics(run_dir: Path, trainer: Trainer) -> None:
+    progress = trainer.progress
+    write_diagnostics(run_dir, trainer.data.n_classes, progress.init_health, progress.warnings)
+
+
+def _init_label(config: Config) -> str:
+    """The init part of a default run name, with the scale when it is the user's: ``uniform-r0.01``."""
+    scale = f"-r{config.init_range:g}" if config.init_range else f"-s{config.init_std:g}" if config.init_std else ""
+    return f"{config.init or 'auto'}{scale}"
 
 
 def _report_warnings(trainer: Trainer, reporter: Reporter) -> None:
@@ -120,6 +138,7 @@ def _record_divergence(trainer: Trainer, record: _Record, exc: DivergedError) ->
         _restore(trainer, saved, record.run_dir)
         save_weights(record.run_dir / WEIGHTS_FILE, trainer.net, _weights_meta(record.data))
     trainer.add_warning(HealthWarning("diverged", exc.epoch, None, str(exc)))
+    _write_diagnostics(record.run_dir, trainer)
     record.summary(trainer, "diverged", None)
 
 
@@ -133,19 +152,19 @@ def _restore(trainer: Trainer, saved: dict[str, np.ndarray], run_dir: Path) -> N
         ) from None
 
 
-def check_resumable(run_dir: Path) -> dict[str, Any]:
-    """The stored config of a run that ``--resume`` can continue; RunDirError/ConfigError otherwise."""
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """The stored config of a run directory ``--resume`` may continue; RunDirError when there is none."""
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
-    if (run_dir / SUMMARY_FILE).exists():
-        raise ConfigError(f"{run_dir} is already complete (it has {SUMMARY_FILE}); nothing to resume")
     return read_config(run_dir)
 
 
-def config_differences(stored: Config, requested: Config) -> list[str]:
-    """``key (run: a, now: b)`` for each key whose value differs."""
-    old, new = stored.to_dict(), requested.to_dict()
-    return [f"{key} (run: {old[key]!r}, now: {new[key]!r})" for key in old if old[key] != new[key]]
+def check_resumable(run_dir: Path) -> dict[str, Any]:
+    """The stored config of an unfinished run that ``--resume`` can continue; RunDirError/ConfigError otherwise."""
+    config = read_run_config(run_dir)
+    if is_complete(run_dir):
+        raise ConfigError(f"{run_dir} is already complete (it has {SUMMARY_FILE}); nothing to resume")
+    return config
 
 
 def _weights_meta(data: Dataset) -> dict[str, Any]:

@@ -58,7 +58,8 @@ def test_fit_writes_a_complete_run_and_eval_agrees(runner: CliRunner, tiny: Path
     out = tmp_path / "run"
     result = fit(runner, tiny, out)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "metrics.jsonl", "summary.json", "weights.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml", "diagnostics.json", "metrics.jsonl", "state.npz", "summary.json", "weights.npz"]
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["hidden"] == [16] and config["init"] == "he-normal" and config["dataset"] == str(tiny)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -204,7 +205,7 @@ def test_out_that_holds_files_is_refused(runner: CliRunner, tiny: Path, tmp_path
 
 def test_missing_or_incomplete_dataset_dir(runner: CliRunner, tiny: Path, tmp_path: Path) -> None:
     result = fit(runner, tmp_path / "nowhere", tmp_path / "run")
-    assert result.exit_code == 1 and "neither a known data set" in result.stderr
+    assert result.exit_code == 2 and "or an existing directory of IDX files" in result.stderr
     (tiny / "t10k-labels-idx1-ubyte.gz").unlink()
     result = fit(runner, tiny, tmp_path / "run")
     assert result.exit_code == 1 and "lacks t10k-labels-idx1-ubyte.gz" in result.stderr

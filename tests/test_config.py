@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlptrain.config import FIELDS, Config, build_config, default_init, load_config_file, merge, parse_hidden
+from mlptrain.config import FIELDS, Config, build_config, default_init, merge, parse_hidden
+from mlptrain.configfile import load_config_file
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import ACTIVATIONS
 

@@ -163,7 +163,8 @@ def test_verify(runner: CliRunner, tiny: Tiny, tmp_path: Path) -> None:
     assert result.exit_code == 1
     states = {row.split()[1]: row.split()[2] for row in result.stdout.splitlines()}
     assert states == {**dict.fromkeys(FILE_NAMES, "ok"), FILE_NAMES[2]: "CORRUPT"}
-    assert result.stderr == "Error: 1 file(s) missing or corrupt; run: mlptrain data download\n"
+    assert result.stderr == ("Error: 1 file(s) missing or corrupt; run: mlptrain data download --dataset tiny "
+                             f"--data-dir {data_dir}\n")
 
     (data_dir / "tiny" / FILE_NAMES[1]).unlink()
     result = invoke(runner, "data", "verify", "--dataset", "tiny", "--data-dir", str(data_dir))
@@ -185,7 +186,8 @@ def test_verify_an_empty_cache(runner: CliRunner, tiny: Tiny, tmp_path: Path) ->
             data_dir.mkdir()
         result = invoke(runner, "data", "verify", "--data-dir", str(data_dir))
         assert result.exit_code == 0, result.output
-        assert result.stdout == f"no data sets cached in {data_dir}; run: mlptrain data download\n"
+        assert result.stdout == (f"no data sets cached in {data_dir}; run: mlptrain data download --dataset mnist "
+                                 f"--data-dir {data_dir}\n")
 
 
 def test_verify_a_named_but_uncached_data_set(runner: CliRunner, tiny: Tiny, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"errors", "fsutil", "threads", "__init__"},
     {"nn", "data"},
     {"config"},
+    {"configfile"},
     {"train"},
     {"runs"},
     {"experiment"},

@@ -692,7 +692,8 @@ def test_resume_removes_temporary_files_left_by_a_kill(runner: CliRunner, finish
     stale.write_bytes(npz_bytes(finished.checkpoint)[:100])  # what the killed writer had got to
     result = runner.invoke(cli, ["fit", "--resume", str(run), "--quiet", "--threads", "1"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "metrics.jsonl", "summary.json", "weights.npz"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "config.yaml", "diagnostics.json", "metrics.jsonl", "state.npz", "summary.json", "weights.npz"]
 
 
 # --- 7. kill -9 in the middle of a real `python -m mlptrain fit` ------------------------------
@@ -738,7 +739,7 @@ def test_kill_9_mid_fit_then_resume_equals_an_uninterrupted_run(runner: CliRunne
     # Clearly incomplete, and every file there is whole.
     names = sorted(p.name for p in run.iterdir())
     visible = [name for name in names if not name.startswith(".")]
-    assert visible == ["checkpoint.npz", "config.yaml", "metrics.jsonl"], names
+    assert visible == ["checkpoint.npz", "config.yaml", "diagnostics.json", "metrics.jsonl"], names
     assert all(TEMP_FILE.match(name) for name in names if name.startswith(".")), names  # only atomic-write temps
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert isinstance(config, dict) and config["epochs"] == KILL_EPOCHS and config["hidden"] == [8]
@@ -759,7 +760,7 @@ def test_kill_9_mid_fit_then_resume_equals_an_uninterrupted_run(runner: CliRunne
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["epochs_run"] == KILL_EPOCHS and summary["resumed"] is True
     assert [p.name for p in sorted(run.iterdir()) if not p.name.startswith(".")] == [
-        "config.yaml", "metrics.jsonl", "summary.json", "weights.npz"]
+        "config.yaml", "diagnostics.json", "metrics.jsonl", "state.npz", "summary.json", "weights.npz"]
 
     whole = tmp_path / "whole"
     result = runner.invoke(cli, [*args, "--out", str(whole)])

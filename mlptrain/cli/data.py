@@ -68,16 +68,26 @@ def verify(datasets: tuple[str, ...], data_dir: Path) -> None:
     from mlptrain.data.download import cache_status
 
     names = datasets or [n for n in DATASETS if any(s.present for s in cache_status(DATASETS[n], data_dir))]
-    bad = []
+    bad: dict[str, int] = {}
     for name in names:
         for status in cache_status(DATASETS[name], data_dir):
             state = "ok" if status.verified else "MISSING" if not status.present else "CORRUPT"
             click.echo(f"{name:<14} {status.name:<28} {state}")
-            bad += [] if status.verified else [f"{name}/{status.name}"]
+            if not status.verified:
+                bad[name] = bad.get(name, 0) + 1
     if not names:
-        click.echo(f"no data sets cached in {data_dir}; run: mlptrain data download")
+        click.echo(f"no data sets cached in {data_dir}; run: {_download_command(['mnist'], data_dir)}")
     if bad:
-        raise Failure(f"{len(bad)} file(s) missing or corrupt; run: mlptrain data download", 1)
+        raise Failure(f"{sum(bad.values())} file(s) missing or corrupt; run: "
+                      f"{_download_command(list(bad), data_dir)}", 1)
+
+
+def _download_command(names: list[str], data_dir: Path) -> str:
+    """The ``mlptrain data download`` line that fetches ``names`` into ``data_dir``, ready to paste."""
+    import shlex
+
+    where = "" if data_dir == Path("data") else f" --data-dir {shlex.quote(str(data_dir))}"
+    return "mlptrain data download" + "".join(f" --dataset {name}" for name in names) + where
 
 
 @data.command("list")

@@ -10,6 +10,7 @@ import click
 
 from mlptrain import __version__
 from mlptrain.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, Group
+from mlptrain.cli.configs import configs
 from mlptrain.cli.data import data
 from mlptrain.cli.evaluate import eval_, inspect
 from mlptrain.cli.fit import fit
@@ -45,5 +46,5 @@ def main() -> None:
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
-for command in (fit, eval_, inspect, plot, sweep, data):
+for command in (fit, eval_, inspect, plot, sweep, data, configs):
     cli.add_command(command)

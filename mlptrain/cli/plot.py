@@ -12,11 +12,14 @@ from mlptrain.cli.common import Failure
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("comparison.png"),
-              show_default=True, help="With several runs: where to write their overlaid learning curves.")
-def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
+              show_default=True, help="Where to write the learning curves of the runs given, overlaid "
+              "(always with several runs; with one run when given).")
+@click.pass_context
+def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path) -> None:
     """Write PNG plots into each run: curves.png, health.png and, after eval, confusion.png.
 
-    With several runs, also overlay their learning curves in one PNG (--out).
+    With several runs, also overlay their learning curves in one PNG (--out);
+    with one run, --out given writes its curves there too.
     Given a sweep directory (from mlptrain sweep), write its heatmap (two
     varying keys) or curves (one) of test accuracy instead.
 
@@ -42,5 +45,9 @@ def plot(run_dirs: tuple[Path, ...], out: Path) -> None:
     for record in records:
         for path in plot_run(record):
             click.echo(f"wrote {path}")
-    if len(records) > 1:
+    out_given = ctx.get_parameter_source("out") is not click.core.ParameterSource.DEFAULT
+    if len(records) > 1 or (records and out_given):
         click.echo(f"wrote {plot_comparison(records, out)}")
+    elif out_given:
+        raise Failure(f"--out {out} is for run curves, and only a sweep was given; its plots are in the sweep "
+                      "directory: drop --out", 1)

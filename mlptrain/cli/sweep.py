@@ -12,7 +12,7 @@ from mlptrain.cli.common import Failure, data_options, download_progress, show_p
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path), metavar="SPEC.yaml")
+@click.argument("spec_name", metavar="SPEC.yaml|NAME")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="SWEEP_DIR",
               help="Sweep directory; each trial is a run directory in it [default: sweeps/<spec name>].")
 @click.option("--workers", type=click.IntRange(1, 1024),
@@ -27,7 +27,7 @@ from mlptrain.cli.common import Failure, data_options, download_progress, show_p
 @click.option("--plot", "make_plot", is_flag=True,
               help="At the end, write sweep-heatmap.png (two varying keys) or sweep-curves.png (one).")
 @data_options
-def sweep(spec: Path, out: Path | None, workers: int | None, scheduler: str | None, cluster: str | None,
+def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str | None, cluster: str | None,
           threads: int | None, make_plot: bool, data_dir: Path, mirror: str | None, quiet: bool) -> None:
     """Run a grid of trials from SPEC.yaml: a base config, a grid of values, seeds.
 
@@ -40,10 +40,11 @@ def sweep(spec: Path, out: Path | None, workers: int | None, scheduler: str | No
 
     \b
     Examples:
-        mlptrain sweep configs/sweep-init-scale.yaml --workers 2 --plot
-        mlptrain sweep configs/sweep-init-scale.yaml --cluster local --out sweeps/init-dask
-        mlptrain sweep configs/sweep-init-scale.yaml --scheduler tcp://127.0.0.1:8786
+        mlptrain sweep sweep-init-scale --workers 2 --plot
+        mlptrain sweep sweep-init-scale --cluster local --out sweeps/init-dask
+        mlptrain sweep my-sweep.yaml --scheduler tcp://127.0.0.1:8786
     """
+    from mlptrain.configfile import find_config
     from mlptrain.sweep.execute import run_sweep
     from mlptrain.sweep.executors import import_distributed
     from mlptrain.sweep.spec import load_spec
@@ -53,6 +54,7 @@ def sweep(spec: Path, out: Path | None, workers: int | None, scheduler: str | No
         raise click.UsageError("give --scheduler ADDRESS or --cluster local, not both")
     if scheduler and workers:
         raise click.UsageError("--workers does not apply to --scheduler: the cluster's own workers run the trials")
+    spec = find_config(spec_name)
     plan = load_spec(spec)
     if make_plot and len(plan.varying) not in (1, 2):
         raise click.UsageError(f"--plot draws one or two varying keys; this sweep varies {len(plan.varying)}"
@@ -70,7 +72,7 @@ def sweep(spec: Path, out: Path | None, workers: int | None, scheduler: str | No
     try:
         with executor:
             outcome = run_sweep(plan, out, spec.read_text(encoding="utf-8"), data_dirs, executor, threads,
-                                f"mlptrain sweep {spec}", reporter.start, reporter.record)
+                                f"mlptrain sweep {spec_name}", reporter.start, reporter.record)
     finally:
         reporter.close()
     _sweep_report(plan, out, outcome, make_plot)

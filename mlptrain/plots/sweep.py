@@ -72,7 +72,9 @@ def sweep_heatmap_figure(keys: list[str], axes: list[list[Any]], groups: dict[st
     ax.set(xticks=range(len(cols)), xticklabels=[show_value(c) for c in cols], xlabel=keys[1],
            yticks=range(len(rows)), yticklabels=[show_value(r) for r in rows], ylabel=keys[0],
            title=f"test accuracy % (mean over {seeds} seed{'s' if seeds != 1 else ''})")
-    fig.colorbar(image, ax=ax, label="test accuracy", fraction=0.05)
+    from matplotlib.ticker import PercentFormatter
+
+    fig.colorbar(image, ax=ax, label="test accuracy", fraction=0.05, format=PercentFormatter(1.0))
     return fig
 
 

@@ -1,4 +1,5 @@
-"""The run directory: ``config.yaml``, ``metrics.jsonl``, ``weights.npz``, ``summary.json``, ``eval.json``.
+"""The run directory: ``config.yaml``, ``metrics.jsonl``, ``diagnostics.json``, ``weights.npz``, ``summary.json``,
+``eval.json``.
 
 Every file is written to a temporary name in the same directory and moved
 into place with ``os.replace``, so a crash never leaves a truncated file that
@@ -25,6 +26,7 @@ from mlptrain.nn.network import Network
 WEIGHTS_FORMAT = 1
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE = "config.yaml", "metrics.jsonl", "weights.npz"
 SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE = "summary.json", "eval.json", "checkpoint.npz"
+DIAGNOSTICS_FILE = "diagnostics.json"  # the init check and the warnings so far, kept current while the run trains
 
 
 def _write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -45,6 +47,12 @@ def write_json(path: Path, obj: Any) -> None:
 def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
     """Rewrite ``metrics.jsonl`` whole: one line per epoch, never a half line."""
     write_text(run_dir / METRICS_FILE, "".join(json.dumps(m) + "\n" for m in history))
+
+
+def write_diagnostics(run_dir: Path, n_classes: int, init_health: list[dict[str, Any]],
+                      warnings: list[dict[str, Any]]) -> None:
+    """What the diagnostics found so far, for ``inspect`` and ``plot`` of a run that has not finished."""
+    write_json(run_dir / DIAGNOSTICS_FILE, {"n_classes": n_classes, "init_health": init_health, "warnings": warnings})
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:

@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from mlptrain.errors import RunDirError
-from mlptrain.runs.files import EVAL_FILE, METRICS_FILE, SUMMARY_FILE, read_config, read_json
+from mlptrain.runs.files import DIAGNOSTICS_FILE, EVAL_FILE, METRICS_FILE, SUMMARY_FILE, read_config, read_json
 
-HEALTH_COLUMNS = ("dead", "saturated", "act_mean", "act_std", "grad_rms", "weight_rms", "update_ratio")
+# Per-layer statistics shown by inspect and health.png. ``signal`` and ``gain`` are what the warnings measure;
+# ``act_std`` is not shown: it includes the spread of the biases across units, so a layer whose output no longer
+# depends on the input can still show a large one.
+HEALTH_COLUMNS = ("dead", "saturated", "signal", "gain", "grad_rms", "weight_rms", "update_ratio")
 
 
 @dataclass
@@ -22,6 +25,22 @@ class RunRecord:
     history: list[dict[str, Any]]
     summary: dict[str, Any] | None  # None: the run did not finish
     evaluation: dict[str, Any] | None  # eval.json, when `mlptrain eval` has been run
+    diagnostics: dict[str, Any] | None = None  # diagnostics.json: kept current while the run trains
+
+    @property
+    def warnings(self) -> list[dict[str, Any]] | None:
+        """Every warning so far (None: a run from before diagnostics.json that has not finished)."""
+        return (self.summary or self.diagnostics or {}).get("warnings")
+
+    @property
+    def init_health(self) -> list[dict[str, Any]]:
+        return (self.summary or self.diagnostics or {}).get("init_health") or []
+
+    @property
+    def n_classes(self) -> int | None:
+        if self.summary is not None:
+            return self.summary.get("dataset", {}).get("n_classes")
+        return (self.diagnostics or {}).get("n_classes")
 
     @property
     def name(self) -> str:
@@ -43,16 +62,20 @@ SUMMARY_KEYS = {"status": str, "stop_reason": str, "warnings": list, "epochs_run
 METRICS_KEYS = {"epoch": int, "train_loss": (int, float), "train_acc": (int, float), "lr": (int, float),
                 "seconds": (int, float)}
 EVAL_KEYS = {"dataset": str, "accuracy": (int, float), "confusion": list}
+DIAGNOSTICS_KEYS = {"n_classes": int, "init_health": list, "warnings": list}
 
 
 def load_run(run_dir: Path) -> RunRecord:
     """Read config, metrics, summary and eval results; RunDirError when it is not a run directory."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is a file, not a run directory; give the directory fit wrote (runs/<run>)")
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
     config = read_config(run_dir)
     return RunRecord(run_dir, config, _read_metrics(run_dir / METRICS_FILE),
                      _optional_json(run_dir / SUMMARY_FILE, SUMMARY_KEYS),
-                     _optional_json(run_dir / EVAL_FILE, EVAL_KEYS))
+                     _optional_json(run_dir / EVAL_FILE, EVAL_KEYS),
+                     _optional_json(run_dir / DIAGNOSTICS_FILE, DIAGNOSTICS_KEYS))
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -111,12 +134,12 @@ def _header(record: RunRecord) -> list[str]:
 
 
 def _warnings(record: RunRecord) -> list[str]:
-    warnings = (record.summary or {}).get("warnings")
+    warnings = record.warnings
     if warnings is None:
-        return ["warnings: (in summary.json, written when the run ends)"]
+        return ["warnings: (this run predates diagnostics.json; they are in summary.json when the run ends)"]
     if not warnings:
-        return ["warnings: none"]
-    lines = ["warnings:"]
+        return ["warnings: none" + ("" if record.summary else " so far")]
+    lines = ["warnings:" + ("" if record.summary else " (so far)")]
     for w in warnings:
         when = "init check" if w["epoch"] == 0 else f"epoch {w['epoch']}"
         cleared = f", cleared by epoch {w['cleared']}" if w.get("cleared") else ""
@@ -133,15 +156,29 @@ def _epochs(record: RunRecord) -> list[str]:
     return lines
 
 
+HEALTH_HEADER = (("dead", 6, ".0%"), ("satur.", 6, ".0%"), ("signal", 9, ".3g"), ("gain", 7, ".3g"),
+                 ("grad rms", 9, ".2g"), ("w rms", 8, ".3g"), ("upd/w", 8, ".2g"))
+
+
 def _health(record: RunRecord) -> list[str]:
-    lines = []
-    for layer, columns in record.layer_series().items():
-        lines += ["", f"{layer}: {'dead':>6} {'satur.':>6} {'act mean':>9} {'act std':>8} {'grad rms':>9} "
-                  f"{'w rms':>8} {'upd/w':>8}"]
-        for i in range(len(columns["dead"])):
-            lines.append(
-                f"{'epoch ' + str(i + 1):>{len(layer) + 1}} {columns['dead'][i]:>6.0%} {columns['saturated'][i]:>6.0%} "
-                f"{columns['act_mean'][i]:>9.3g} {columns['act_std'][i]:>8.3g} {columns['grad_rms'][i]:>9.2g} "
-                f"{columns['weight_rms'][i]:>8.3g} {columns['update_ratio'][i]:>8.2g}"
-            )
+    """Per layer, a row for the init check and one per epoch: the warnings' measures (signal, gain) among them."""
+    series, init = record.layer_series(), {row["layer"]: row for row in record.init_health}
+    if not series and not init:
+        return []
+    lines = ["", "per-layer health on the probe batch (signal: how much the output varies with the input; gain: "
+             "a layer's signal over its input's, healthy near 1)"]
+    label_width = max(len("epoch 00"), *(len(layer) + 1 for layer in series or init))
+    for layer in series or init:
+        lines += ["", f"{layer + ':':<{label_width}} " + " ".join(f"{name:>{w}}" for name, w, _ in HEALTH_HEADER)]
+        rows = ([("init", init[layer])] if layer in init else []) + [
+            (f"epoch {i + 1}", {c: values[i] for c, values in series.get(layer, {}).items()})
+            for i in range(len(series.get(layer, {}).get("dead", [])))]
+        for label, row in rows:
+            cells = [_cell(row.get(column), width, spec)
+                     for column, (_, width, spec) in zip(HEALTH_COLUMNS, HEALTH_HEADER)]
+            lines.append(f"{label:>{label_width}} " + " ".join(cells))
     return lines
+
+
+def _cell(value: float | None, width: int, spec: str) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"

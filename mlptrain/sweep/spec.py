@@ -38,10 +38,10 @@ from mlptrain.config import (
     Config,
     build_config,
     default_init,
-    load_config_file,
     merge,
     normalize_key,
 )
+from mlptrain.configfile import find_config, load_config_file
 from mlptrain.errors import ConfigError
 
 SPEC_KEYS = {  # top-level key -> what it means (also the "unknown key" message's vocabulary)
@@ -146,7 +146,7 @@ def _base(raw: dict[str, Any], path: Path) -> dict[str, Any]:
     if raw.get("config") is not None:
         if not isinstance(raw["config"], str):
             raise ConfigError(f"{path}: config must be the path of a config YAML file")
-        file_values = load_config_file(path.parent / raw["config"])
+        file_values = load_config_file(find_config(raw["config"], path.parent))
     base = merge(file_values, _mapping(raw.get("base"), "base", path))
     for key, value in base.items():  # each value alone; how they combine is checked per trial
         _parsed(key, value, f"{path} base")

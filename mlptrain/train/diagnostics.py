@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mlptrain.nn.network import Network, backward, forward, softmax_cross_entropy
+from mlptrain.train.advice import SCALE_CODES, Context, advise, describe_cause
 
 Array = np.ndarray
 
@@ -36,6 +37,7 @@ COLLAPSED_SHARE = 0.9  # one class predicted for 90% of samples (no data set her
 GRADIENT_RATIO = 1e-3  # first layer's weight-gradient RMS this far below the last layer's
 NOT_LEARNING_SHARE = 0.85  # mean training loss of the check epoch above 85% of log(classes)
 NOT_LEARNING_EPOCH = 2
+SHRINK_FACTOR = 2.0  # a layer's weight RMS this far below its init RMS, while the loss is still near log C
 
 
 @dataclass
@@ -137,8 +139,18 @@ def total_gain(rows: list[LayerHealth]) -> float:
     return math.prod(r.gain for r in rows)
 
 
+def context_for(net: Network, weight_decay: float = 0.0, cause: str | None = None) -> Context:
+    """The advice context of ``net``: its activation and layer sizes, the run's decay, the cause found so far."""
+    return Context(net.activation.name, tuple(net.sizes), weight_decay, cause)
+
+
+def _with_advice(code: str, epoch: int, layer: str | None, seen: str, ctx: Context) -> HealthWarning:
+    """A warning whose message is what was measured, then the advice for it in this run."""
+    return HealthWarning(code, epoch, layer, f"{seen}; {advise(code, ctx)}")
+
+
 def signal_warnings(net: Network, rows: list[LayerHealth], epoch: int,
-                    factor: float = SIGNAL_FACTOR) -> list[HealthWarning]:
+                    factor: float = SIGNAL_FACTOR, ctx: Context | None = None) -> list[HealthWarning]:
     """vanishing-signal / exploding-signal: the product of the layer gains.
 
     At init (epoch 0) from input to logits, against ``factor``. During training
@@ -147,19 +159,28 @@ def signal_warnings(net: Network, rows: list[LayerHealth], epoch: int,
     layers legitimately amplify the features they use (a healthy softplus net
     reaches ~10x), while a signal that really explodes ends in ``diverged``.
     """
+    ctx = ctx or context_for(net)
     total = total_gain(rows if epoch == 0 else rows[:-1])
     growth_limit = factor if epoch == 0 else factor**2
-    fix = _init_advice(net)
+    healthy = f"healthy: within {factor:g}x" if epoch == 0 else f"healthy: within {1 / factor:g}x to {factor**2:g}x"
     if total < 1.0 / factor:
-        return [HealthWarning("vanishing-signal", epoch, None,
-                        f"the signal shrinks {1 / max(total, 1e-30):.3g}x from input to {_end(epoch)} "
-                        f"(layer gains {_gains(rows)}); {fix}")]
+        return [_with_advice("vanishing-signal", epoch, None,
+                             f"the signal shrinks {1 / max(total, 1e-30):.3g}x from input to {_end(epoch)} "
+                             f"({healthy}; layer gains {_gains(rows)})", ctx)]
     if total > growth_limit and net.activation.family != "saturating":
         # Bounded units cannot explode; their too-large weights show up as saturated-units instead.
-        return [HealthWarning("exploding-signal", epoch, None,
-                        f"the signal grows {total:.3g}x from input to {_end(epoch)} (layer gains {_gains(rows)}); "
-                        f"{fix}")]
+        return [_with_advice("exploding-signal", epoch, None,
+                             f"the signal grows {total:.3g}x from input to {_end(epoch)} "
+                             f"({healthy}; layer gains {_gains(rows)})", ctx)]
     return []
+
+
+def scale_cause(warnings: list[HealthWarning], rows: list[LayerHealth], epoch: int) -> str | None:
+    """The init-scale finding among ``warnings``, named for other warnings' advice (None if there is none)."""
+    for w in warnings:
+        if w.code in SCALE_CODES:
+            return describe_cause(w.code, total_gain(rows if epoch == 0 else rows[:-1]), epoch)
+    return None
 
 
 def _end(epoch: int) -> str:
@@ -170,83 +191,109 @@ def _gains(rows: list[LayerHealth]) -> str:
     return ", ".join(f"{r.gain:.2g}" for r in rows)
 
 
-def _init_advice(net: Network) -> str:
-    family = net.activation.family
-    scheme = "he-uniform" if family == "relu" else "glorot-uniform"
-    r = suggested_range(net.sizes[0], family)
-    return f"use --init {scheme}, or an --init-range near {r:.2g} for {net.sizes[0]} inputs"
-
-
-def unit_warnings(net: Network, rows: list[LayerHealth], epoch: int) -> list[HealthWarning]:
+def unit_warnings(net: Network, rows: list[LayerHealth], epoch: int,
+                  ctx: Context | None = None) -> list[HealthWarning]:
     """dead-units / saturated-units, layer by layer."""
+    ctx = ctx or context_for(net)
     found = []
     for row in rows[:-1]:
         if row.dead > DEAD_SHARE:
-            found.append(HealthWarning("dead-units", epoch, row.layer,
-                                 f"{row.dead:.0%} of {row.layer}'s units never fire on the probe batch; "
-                                 "lower --lr, use --activation leaky-relu or elu, or check --bias-init"))
+            found.append(_with_advice("dead-units", epoch, row.layer,
+                                      f"{row.dead:.0%} of {row.layer}'s units never fire on the probe batch "
+                                      f"(warned above {DEAD_SHARE:.0%})", ctx))
         if row.saturated > SATURATED_SHARE:
-            found.append(HealthWarning("saturated-units", epoch, row.layer,
-                                 f"{row.saturated:.0%} of {row.layer}'s outputs are saturated (slope ~0); "
-                                 f"use a smaller init ({_init_advice(net)}) or --activation relu"))
+            found.append(_with_advice("saturated-units", epoch, row.layer,
+                                      f"{row.saturated:.0%} of {row.layer}'s outputs are saturated (slope under "
+                                      f"{SATURATION_SLOPE:.0%} of its peak; warned above {SATURATED_SHARE:.0%})",
+                                      ctx))
     return found
 
 
-def output_warnings(logits: Array, epoch: int) -> list[HealthWarning]:
+def output_warnings(logits: Array, epoch: int, ctx: Context) -> list[HealthWarning]:
     """input-ignored / collapsed-predictions, from logits on held-out or probe samples."""
     found = []
     spread = _signal(logits)
     predicted = np.bincount(logits.argmax(axis=1), minlength=logits.shape[1]) / len(logits)
     if spread < LOGIT_SPREAD:
-        found.append(HealthWarning("input-ignored", epoch, None,
-                             f"the logits vary by only {spread:.2g} across samples: the output no longer "
-                             "depends on the input and the net predicts the class frequencies; usually the "
-                             "initial weights are too small for the depth (try --init he-uniform), or the "
-                             "units died (see dead-units)"))
+        found.append(_with_advice("input-ignored", epoch, None,
+                                  f"the logits vary by only {spread:.2g} across samples (warned below "
+                                  f"{LOGIT_SPREAD:g}): the output no longer depends on the input", ctx))
     if predicted.max() >= COLLAPSED_SHARE:
-        found.append(HealthWarning("collapsed-predictions", epoch, None,
-                             f"class {int(predicted.argmax())} is predicted for {predicted.max():.0%} of samples; "
-                             "check the init scale and --lr"))
+        found.append(_with_advice("collapsed-predictions", epoch, None,
+                                  f"class {int(predicted.argmax())} is predicted for {predicted.max():.0%} of "
+                                  f"the probe images (warned from {COLLAPSED_SHARE:.0%})", ctx))
     return found
 
 
-def gradient_warnings(rows: list[LayerHealth], epoch: int) -> list[HealthWarning]:
+def gradient_warnings(rows: list[LayerHealth], epoch: int, ctx: Context) -> list[HealthWarning]:
     """vanishing-gradients: the first layer's weight gradients far below the last layer's."""
     first, last = rows[0].grad_rms, rows[-1].grad_rms
     if len(rows) > 1 and last > 0 and first / last < GRADIENT_RATIO:
-        return [HealthWarning("vanishing-gradients", epoch, rows[0].layer,
-                        f"{rows[0].layer}'s weight gradients are {last / max(first, 1e-30):.3g}x smaller than "
-                        "the output layer's: the first layers barely learn; use a larger init scale "
-                        "(--init he-uniform) or fewer layers")]
+        return [_with_advice("vanishing-gradients", epoch, rows[0].layer,
+                             f"{rows[0].layer}'s weight gradients are {last / max(first, 1e-30):.3g}x smaller "
+                             f"than the output layer's (warned from {1 / GRADIENT_RATIO:g}x): the first layers "
+                             "barely learn", ctx)]
     return []
 
 
-def learning_warnings(loss: float, n_classes: int, epoch: int, epochs: int) -> list[HealthWarning]:
+def learning_warnings(loss: float, n_classes: int, epoch: int, epochs: int, ctx: Context) -> list[HealthWarning]:
     """not-learning: the loss still near log(classes) after the check epoch."""
     chance = math.log(n_classes)
-    if epoch == min(NOT_LEARNING_EPOCH, epochs) and loss > NOT_LEARNING_SHARE * chance:
-        return [HealthWarning("not-learning", epoch, None,
-                        f"after {epoch} epoch(s) the training loss is {loss:.3f}, not clearly below "
-                        f"log({n_classes}) = {chance:.3f}, the loss of a constant guess; check the init scale "
-                        "(see the other warnings) and --lr")]
+    threshold = NOT_LEARNING_SHARE * chance
+    if epoch == min(NOT_LEARNING_EPOCH, epochs) and loss > threshold:
+        return [_with_advice("not-learning", epoch, None,
+                             f"after {epoch} epoch{'s' if epoch != 1 else ''} the training loss is {loss:.3f}, "
+                             f"above {threshold:.3f} ({NOT_LEARNING_SHARE:g} x log({n_classes}); log({n_classes})"
+                             f" = {chance:.3f} is the loss of a constant guess)", ctx)]
     return []
 
 
-def check_init(net: Network, x: Array, labels: Array, factor: float = SIGNAL_FACTOR
+def weight_warnings(rows: list[LayerHealth], init_rows: list[dict] | None, loss: float, n_classes: int,
+                    epoch: int, ctx: Context) -> list[HealthWarning]:
+    """shrinking-weights: a layer's weight RMS fallen SHRINK_FACTOR below its init while the loss stays near log C.
+
+    The seed's own symptom: with nothing to learn from (the signal vanished)
+    the gradients are ~0, and weight decay alone walks the weights to zero.
+    """
+    if not init_rows or loss <= NOT_LEARNING_SHARE * math.log(n_classes):
+        return []
+    ratios = [init["weight_rms"] / row.weight_rms if row.weight_rms else math.inf for row, init in zip(rows, init_rows)]
+    shrunk = [i for i, ratio in enumerate(ratios) if ratio >= SHRINK_FACTOR]
+    if not shrunk:
+        return []
+    first = shrunk[0]
+    return [_with_advice("shrinking-weights", epoch, None,
+                         f"the weights shrink towards zero while the loss stays near log({n_classes}): their RMS "
+                         f"fell {min(ratios[i] for i in shrunk):.2g}x or more in {len(shrunk)} of {len(rows)} layers "
+                         f"({rows[first].layer}: {init_rows[first]['weight_rms']:.3g} at init, "
+                         f"{rows[first].weight_rms:.3g} now; warned from {SHRINK_FACTOR:g}x)", ctx)]
+
+
+def check_init(net: Network, x: Array, labels: Array, factor: float = SIGNAL_FACTOR, weight_decay: float = 0.0
                ) -> tuple[list[LayerHealth], list[HealthWarning]]:
     """The init check: per-layer health of the fresh net and what is already wrong with it."""
     rows, _ = layer_health(net, x, labels)
-    warnings = signal_warnings(net, rows, 0, factor) + unit_warnings(net, rows, 0) + gradient_warnings(rows, 0)
-    return rows, warnings
+    signal = signal_warnings(net, rows, 0, factor, context_for(net, weight_decay))
+    ctx = context_for(net, weight_decay, scale_cause(signal, rows, 0))
+    return rows, signal + unit_warnings(net, rows, 0, ctx) + gradient_warnings(rows, 0, ctx)
 
 
 def check_epoch(net: Network, x: Array, labels: Array, epoch: int, train_loss: float, epochs: int,
-                factor: float = SIGNAL_FACTOR) -> tuple[list[LayerHealth], list[HealthWarning]]:
-    """Per-layer health after an epoch, and every warning that applies now."""
+                factor: float = SIGNAL_FACTOR, weight_decay: float = 0.0, init_cause: str | None = None,
+                init_rows: list[dict] | None = None) -> tuple[list[LayerHealth], list[HealthWarning]]:
+    """Per-layer health after an epoch, and every warning that applies now.
+
+    ``init_cause`` is the init check's scale finding (``scale_cause``), which
+    stays the cause of what follows it; ``init_rows`` are the init check's rows
+    (as dicts), the reference for shrinking weights.
+    """
     rows, logits = layer_health(net, x, labels)
+    signal = signal_warnings(net, rows, epoch, factor, context_for(net, weight_decay))
+    ctx = context_for(net, weight_decay, init_cause or scale_cause(signal, rows, epoch))
+    n_classes = net.sizes[-1]
     warnings = (
-        signal_warnings(net, rows, epoch, factor) + unit_warnings(net, rows, epoch)
-        + output_warnings(logits, epoch) + gradient_warnings(rows, epoch)
-        + learning_warnings(train_loss, net.sizes[-1], epoch, epochs)
+        signal + unit_warnings(net, rows, epoch, ctx) + output_warnings(logits, epoch, ctx)
+        + gradient_warnings(rows, epoch, ctx) + learning_warnings(train_loss, n_classes, epoch, epochs, ctx)
+        + weight_warnings(rows, init_rows, train_loss, n_classes, epoch, ctx)
     )
     return rows, warnings

@@ -37,7 +37,15 @@ from mlptrain.nn.network import (
 )
 from mlptrain.nn.optimizers import DECOUPLED_DECAY, Hyper, load_state, make_optimizer
 from mlptrain.nn.schedules import ScheduleParams, lr_at
-from mlptrain.train.diagnostics import EVENT_CODES, HealthWarning, LayerHealth, check_epoch, check_init
+from mlptrain.train.advice import SCALE_CODES, advise, describe_cause
+from mlptrain.train.diagnostics import (
+    EVENT_CODES,
+    HealthWarning,
+    LayerHealth,
+    check_epoch,
+    check_init,
+    context_for,
+)
 
 Array = np.ndarray
 EVAL_BATCH = 2000
@@ -149,10 +157,23 @@ class Trainer:
 
     def check_init(self) -> list[LayerHealth]:
         """Run the init check on the probe batch; its warnings join ``progress.warnings`` (epoch 0)."""
-        rows, warnings = check_init(self.net, *self._probe(), factor=self.config.signal_factor)
+        rows, warnings = check_init(self.net, *self._probe(), self.config.signal_factor, self.config.weight_decay)
         self.progress.init_health = [vars(r) for r in rows]
         self._add_warnings(warnings)
         return rows
+
+    def init_cause(self) -> str | None:
+        """The init check's scale finding (vanishing or exploding signal), named for later warnings' advice."""
+        for w in self.progress.warnings:
+            if w["epoch"] == 0 and w["code"] in SCALE_CODES:
+                gain = math.prod(row["gain"] for row in self.progress.init_health)
+                return describe_cause(w["code"], gain, 0)
+        return None
+
+    def diverged(self, epoch: int, what: str) -> DivergedError:
+        """The error for a loss or weights gone NaN/inf, with the advice that fits this run's cause."""
+        ctx = context_for(self.net, self.config.weight_decay, self.init_cause())
+        return DivergedError(epoch, what, advise("diverged", ctx))
 
     def add_warning(self, warning: HealthWarning) -> None:
         self._add_warnings([warning])
@@ -210,7 +231,8 @@ class Trainer:
     def _health(self, epoch: int, train_loss: float, before: list[Array]) -> list[dict[str, float]]:
         """Per-layer health on the probe batch, plus each layer's update-to-weight ratio over the epoch."""
         rows, warnings = check_epoch(self.net, *self._probe(), epoch, train_loss, self.config.epochs,
-                                     self.config.signal_factor)
+                                     self.config.signal_factor, self.config.weight_decay, self.init_cause(),
+                                     self.progress.init_health)
         self._add_warnings(warnings, epoch)
         health = []
         for row, old, new in zip(rows, before, self.net.weights):
@@ -220,7 +242,7 @@ class Trainer:
 
     def _check_finite(self, epoch: int) -> None:
         if not all(np.isfinite(p).all() for p in self.net.parameters()):
-            raise DivergedError(epoch, "the weights became NaN or infinite")
+            raise self.diverged(epoch, "the weights became NaN or infinite")
 
     def _train_epoch(self, order: Array, lr: float, on_batch: BatchCallback | None) -> tuple[float, float]:
         """One pass over ``order``; returns the mean loss and accuracy seen during the pass."""
@@ -240,7 +262,7 @@ class Trainer:
                 net, x, labels, self.l2, masks, self.workspace, scale, self.grad_beta
             )
             if not math.isfinite(loss):
-                raise DivergedError(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
+                raise self.diverged(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
             self.optimizer.step(params, grads, lr, prescaled=True, accumulated=self.accumulates)
             if config.max_norm is not None:
                 apply_max_norm(net, config.max_norm)
@@ -263,13 +285,17 @@ class Trainer:
                 self.best_params = [a.copy() for a in self.net.parameters()]
         else:
             p.stale_epochs += 1
-        if config.patience is not None and p.stale_epochs >= config.patience:
+        if self._stopped_early():
             p.stop_reason = (
                 f"early stopping: {config.monitor} did not improve by more than {config.min_delta:g} "
                 f"for {config.patience} epochs"
             )
         elif p.epoch >= config.epochs:
-            p.stop_reason = f"completed all {config.epochs} epochs"
+            p.stop_reason = "completed its one epoch" if config.epochs == 1 else f"completed all {config.epochs} epochs"
+
+    def _stopped_early(self) -> bool:
+        patience = self.config.patience
+        return patience is not None and self.progress.stale_epochs >= patience
 
     def final_network(self) -> Network:
         """The weights to keep: the best epoch's under early stopping, else the last epoch's."""
@@ -305,6 +331,8 @@ class Trainer:
         if "best0" in arrays:
             self.best_params = [arrays[f"best{i}"].copy() for i in range(n)]
         self.progress = _checked_progress(state["progress"], self.config.epochs)
+        if self.progress.epoch < self.config.epochs and not self._stopped_early():
+            self.progress.stop_reason = None  # a finished run trained on for more epochs (runs/extend.py)
         self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
         self.dropout_rng.bit_generator.state = state["dropout_rng"]
 

@@ -1,0 +1,130 @@
+"""Config files: the strict YAML reading every config and sweep spec goes through, and the shipped configs.
+
+The configs that come with mlptrain (``mlptrain/configs/*.yaml``, installed
+with the package) are found by name from anywhere, so ``--config
+original-problem`` works in an installed copy as in the checkout. A file on
+disk always wins over a shipped config of the same name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mlptrain.config import normalize_key
+from mlptrain.errors import ConfigError
+
+SHIPPED_SUFFIX = ".yaml"
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Name -> path of every config and sweep spec that ships with mlptrain, sorted by name."""
+    folder = resources.files("mlptrain") / "configs"
+    found = {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir()
+             if entry.name.endswith(SHIPPED_SUFFIX)}
+    return dict(sorted(found.items()))
+
+
+def find_config(text: str | Path, relative_to: Path | None = None) -> Path:
+    """The file ``--config TEXT`` means: a file on disk (relative to ``relative_to`` when given), else the
+    shipped config of that name (``relu`` or ``relu.yaml``); ConfigError listing the shipped ones otherwise."""
+    path = Path(text).expanduser()
+    on_disk = relative_to / path if relative_to is not None and not path.is_absolute() else path
+    if on_disk.exists():
+        return on_disk
+    if path.parent not in (Path("."), Path("configs")):  # a path elsewhere names a file, not a shipped config
+        raise ConfigError(f"cannot read config file {on_disk}: no such file")
+    try:
+        return shipped_config(path.name)
+    except ConfigError as exc:
+        raise ConfigError(f"cannot read config file {on_disk}: no such file, and {exc}") from None
+
+
+def shipped_config(name: str) -> Path:
+    """The shipped config called ``name`` (``.yaml`` optional); ConfigError listing them otherwise."""
+    shipped = shipped_configs()
+    key = name[: -len(SHIPPED_SUFFIX)] if name.endswith(SHIPPED_SUFFIX) else name
+    if key not in shipped:
+        close = difflib.get_close_matches(key, list(shipped), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"no shipped config is called {name!r}; {hint}shipped: {', '.join(shipped)}")
+    return shipped[key]
+
+
+def describe_config(path: Path) -> tuple[str, str]:
+    """(``run`` or ``sweep``, the first line of the file's leading comment) for ``mlptrain configs list``."""
+    text = path.read_text(encoding="utf-8")
+    comment = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+    return ("sweep" if is_sweep_spec(load_config_file(path)) else "run"), comment
+
+
+def is_sweep_spec(values: dict[str, Any]) -> bool:
+    """Whether a config file's keys are a sweep spec's (``mlptrain sweep``) rather than a run config's."""
+    return "grid" in values
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML config into a dict with normalized keys; ConfigError on any problem."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from None
+    try:
+        data = yaml.load(text, Loader=_config_loader())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of keys to values, got {type(data).__name__}")
+    return _normalized(data, path)
+
+
+def _config_loader() -> type:
+    """PyYAML's SafeLoader, stricter about keys and kinder to numbers.
+
+    It refuses a key given twice (PyYAML would keep the last silently) and reads
+    ``1e-3`` as a number, as YAML 1.2 and every flag do (YAML 1.1 wants ``1.0e-3``).
+    """
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return Loader
+
+
+def _normalized(data: dict[Any, Any], path: Path) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"config file {path}: key {key!r} is not a string")
+        name = normalize_key(key)
+        if name in values:
+            raise ConfigError(f"config file {path}: key {name!r} is given twice")
+        values[name] = value
+    return values
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)

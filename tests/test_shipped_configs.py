@@ -1,0 +1,98 @@
+"""Shipped configs: found by name from anywhere (an installed copy outside the checkout too), listed, printed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mlptrain.cli import cli
+from mlptrain.config import build_config, default_init
+from mlptrain.configfile import find_config, is_sweep_spec, load_config_file, shipped_configs
+
+from synthetic import write_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_shipped_config_is_valid_and_described() -> None:
+    shipped = shipped_configs()
+    assert {"original-problem", "original-problem-decay", "relu", "logistic", "sweep-init-scale"} <= set(shipped)
+    for name, path in shipped.items():
+        values = load_config_file(path)
+        assert path.read_text().startswith("#"), f"{name}: start with a comment saying what it is for"
+        if not is_sweep_spec(values):
+            default_init(build_config(values))
+
+
+def test_the_checkout_configs_folder_is_the_shipped_one() -> None:
+    in_checkout = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
+    assert in_checkout == sorted(p.name for p in shipped_configs().values())
+
+
+def test_a_file_on_disk_wins_over_a_shipped_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert find_config("relu") == shipped_configs()["relu"] == find_config("relu.yaml")
+    assert find_config("configs/relu.yaml") == shipped_configs()["relu"]  # the checkout's spelling, anywhere
+    (tmp_path / "relu").write_text("epochs: 1\n")
+    assert find_config("relu") == Path("relu")
+
+
+def test_an_unknown_name_suggests_the_close_one(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["fit", "--config", "original-problm"])
+    assert result.exit_code == 2 and "did you mean 'original-problem'?" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_configs_lists_and_shows(tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["configs"])
+    assert listed.exit_code == 0 and listed.output == runner.invoke(cli, ["configs", "list"]).output
+    rows = {line.split()[0]: line.split()[1] for line in listed.output.splitlines()[:-1]}
+    assert rows["original-problem"] == "run" and rows["sweep-init-scale"] == "sweep"
+    shown = runner.invoke(cli, ["configs", "show", "original-problem"])
+    assert shown.exit_code == 0 and shown.output == shipped_configs()["original-problem"].read_text()
+    bad = runner.invoke(cli, ["configs", "show", "relux"])
+    assert bad.exit_code == 2 and "did you mean 'relu'?" in bad.stderr
+
+
+def test_a_sweep_spec_given_to_fit_says_to_use_sweep() -> None:
+    result = CliRunner().invoke(cli, ["fit", "--config", "sweep-init-scale"])
+    assert result.exit_code == 2 and "is a sweep spec, not a run config: run it with mlptrain sweep" in result.stderr
+
+
+def test_an_installed_copy_finds_its_configs_outside_the_checkout(tmp_path: Path) -> None:
+    """Build a wheel, install it (no deps) into a folder, and run it from a directory with no configs/."""
+    source, wheels, site, work = (tmp_path / name for name in ("source", "wheels", "site", "elsewhere"))
+    # A copy of the sources: a build inside the checkout could pick up stale files from an old build/.
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", ".bench", "build", "*.egg-info", "runs", "sweeps", "data", "site", "__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    [wheel] = wheels.glob("mlptrain-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True,
+                   capture_output=True, timeout=300)
+    work.mkdir()
+    tiny = write_dataset(tmp_path / "tiny")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mlptrain", *args], cwd=work, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    where = subprocess.run([sys.executable, "-c", "import mlptrain; print(mlptrain.__file__)"], cwd=work, env=env,
+                           capture_output=True, text=True)
+    assert where.stdout.startswith(str(site)), where.stdout  # the installed copy, not the checkout
+    assert "original-problem" in run("configs", "list").stdout
+    assert run("configs", "show", "original-problem").stdout.startswith("# The question mlptrain grew out of")
+    fit = run("fit", "--config", "original-problem", "--dataset", str(tiny), "--hidden", "8,8", "--epochs", "1",
+              "--val-size", "30", "--quiet", "--out", str(work / "run"))
+    assert fit.returncode == 0, fit.stderr
+    assert "init_range: 0.01" in (work / "run" / "config.yaml").read_text()
