@@ -162,3 +162,20 @@ def test_inspect_shows_signal_and_gain_with_the_init_row(tiny: Path, tmp_path: P
     assert rows[0].split()[0] == "init" and rows[-1].split()[:2] == ["epoch", "12"]
     assert len({len(row) for row in rows}) == 1 and len(rows[0]) == len(header)  # columns line up, epoch 12 too
     assert "act std" not in out
+
+
+def test_the_pictures_are_honest_about_a_stuck_run(tiny: Path, tmp_path: Path) -> None:
+    from mlptrain.plots.run import curves_figure, health_figure
+    from mlptrain.runs.report import load_run
+
+    run = tmp_path / "run"
+    CliRunner().invoke(cli, ["fit", "--dataset", str(tiny), *STUCK, "--out", str(run)])
+    record = load_run(run)
+    loss_ax, acc_ax = curves_figure([record]).axes
+    low, high = loss_ax.get_ylim()
+    assert high / low >= 10 and acc_ax.get_ylim() == (0, 1)  # a loss flat at log(3) must look flat
+    assert any(list(line.get_ydata()) == [math.log(3)] * 2 for line in loss_ax.get_lines())
+    panels = {ax.get_title(): ax for ax in health_figure(record).axes}
+    gain = panels["gain product from the input (the warnings' measure)"]
+    assert gain.patches and gain.get_lines()[0].get_xdata()[0] == 0  # the band, and the init check as epoch 0
+    assert not any("activation std" in title for title in panels)

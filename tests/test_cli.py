@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -271,3 +272,52 @@ def test_every_config_key_is_in_the_readme() -> None:
     for key in FIELDS:
         flag = f"`--{key.replace('_', '-')}"
         assert any(flag in row and f"`{key}`" in row for row in rows), key
+
+
+def test_default_run_names_carry_the_init_scale(runner: CliRunner, tiny: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for r in ("0.01", "0.1"):
+        result = runner.invoke(cli, ["fit", "--dataset", str(tiny), "--hidden", "8", "--epochs", "1",
+                                     "--val-size", "30", "--init-range", r, "--quiet"])
+        assert result.exit_code == 0, result.output
+    names = sorted(p.name.split("-", 2)[2] for p in (tmp_path / "runs").iterdir())
+    assert names == ["relu-uniform-r0.01", "relu-uniform-r0.1"]
+
+
+def test_a_close_dataset_name_is_suggested_before_any_output(runner: CliRunner) -> None:
+    for given, meant in (("fashion", "fashion-mnist"), ("mnist/", "mnist"), ("kmnst", "kmnist")):
+        result = runner.invoke(cli, ["fit", "--dataset", given])
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr == (f"Error: invalid dataset (from --dataset): got {given!r}, expected one of mnist, "
+                                 f"fashion-mnist, kmnist, or an existing directory of IDX files; did you mean "
+                                 f"{meant!r}?\n")
+
+
+@pytest.mark.parametrize("text, shown", [("nesterov: \n", "nothing (an empty value)"),
+                                         ("lr: yes\n", "a boolean (true)")])
+def test_yaml_booleans_and_empty_values_are_named_as_such(runner: CliRunner, tmp_path: Path, text: str,
+                                                         shown: str) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    result = runner.invoke(cli, ["fit", "--config", str(config)])
+    assert result.exit_code == 2 and f"got {shown}, expected" in result.stderr
+
+
+def test_plot_out_with_one_run_writes_it_and_a_file_is_not_a_run(runner: CliRunner, tiny: Path,
+                                                                 tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert runner.invoke(cli, ["fit", "--dataset", str(tiny), "--hidden", "8", "--epochs", "2", "--val-size", "30",
+                               "--quiet", "--out", str(run)]).exit_code == 0
+    result = runner.invoke(cli, ["plot", str(run), "--out", str(tmp_path / "single.png")])
+    assert result.exit_code == 0 and (tmp_path / "single.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"wrote {tmp_path / 'single.png'}" in result.output
+    result = runner.invoke(cli, ["plot", str(run / "config.yaml")])
+    assert result.exit_code == 1 and "is a file, not a run directory" in result.stderr
+
+
+def test_best_epoch_is_a_percentage_and_one_epoch_reads_right(runner: CliRunner, tiny: Path, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["fit", "--dataset", str(tiny), "--hidden", "8", "--epochs", "1", "--val-size", "30",
+                                 "--out", str(tmp_path / "run")])
+    assert "stopped: completed its one epoch" in result.stdout
+    assert re.search(r"best epoch: 1 \(val acc \d+\.\d\d%\)", result.stdout), result.stdout
