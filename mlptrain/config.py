@@ -12,10 +12,8 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from mlptrain.data.datasets import DATASETS
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import activation_names, get_activation
 from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, get_initializer
@@ -129,17 +127,6 @@ def _text(value: Any) -> str:
     return value
 
 
-def _dataset(value: Any) -> str:
-    """A known data set's name or an existing directory; a close known name is suggested for a typo."""
-    name = _text(value)
-    if name in DATASETS or Path(name).expanduser().is_dir():
-        return name
-    stripped = name.rstrip("/\\")
-    close = [stripped] if stripped in DATASETS else difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.4)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"one of {', '.join(DATASETS)}, or an existing directory of IDX files{hint}")
-
-
 def parse_hidden(value: Any) -> tuple[int, ...]:
     """Hidden widths from a list, a comma string ``"256,256"``, one int, or ``""``/``0`` (none)."""
     allowed = f'layer widths from 1 to {MAX_WIDTH}, e.g. [256, 256] or "256,256" ("" or 0 for no hidden layer)'
@@ -173,7 +160,7 @@ def _choice_field(
 
 
 FIELDS: dict[str, Field] = {
-    "dataset": Field(_dataset, "data set: mnist, fashion-mnist, kmnist, or a directory of IDX files"),
+    "dataset": Field(_text, "data set: mnist, fashion-mnist, kmnist, or a directory of IDX files"),
     "hidden": Field(parse_hidden, 'hidden layer widths, e.g. 256,256 ("" for none)'),
     "activation": _choice_field(
         activation_names, "hidden-unit activation", lambda s: get_activation(s).name

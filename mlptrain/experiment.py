@@ -17,12 +17,12 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from mlptrain import __version__
-from mlptrain.config import Config
+from mlptrain.config import Config, build_config
 from mlptrain.data.loading import Dataset
-from mlptrain.errors import ConfigError, DataError, DivergedError, RunDirError, RunInterrupted, Terminated
+from mlptrain.errors import DataError, DivergedError, RunDirError, RunInterrupted, Terminated
 from mlptrain.fsutil import signals_deferred
 from mlptrain.nn.blas import kernel_name
-from mlptrain.runs.extend import is_complete, keep_final_state, reopen_for_more_epochs
+from mlptrain.runs.extend import check_extendable, is_complete, keep_final_state, reopen_for_more_epochs
 from mlptrain.runs.files import (
     CHECKPOINT_FILE,
     EVAL_FILE,
@@ -102,7 +102,8 @@ def _start(trainer: Trainer, config: Config, out: Path | None, resume: Path | No
         _report_warnings(trainer, reporter)
         return run_dir
     remove_stale_temporaries(resume)
-    if is_complete(resume):
+    if is_complete(resume):  # trained on for more epochs: only if that is the run --epochs N would give
+        check_extendable(resume, build_config(read_config(resume)), config)
         reopen_for_more_epochs(resume, config)
     saved = load_checkpoint(resume)
     if saved is None:
@@ -157,14 +158,6 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
     return read_config(run_dir)
-
-
-def check_resumable(run_dir: Path) -> dict[str, Any]:
-    """The stored config of an unfinished run that ``--resume`` can continue; RunDirError/ConfigError otherwise."""
-    config = read_run_config(run_dir)
-    if is_complete(run_dir):
-        raise ConfigError(f"{run_dir} is already complete (it has {SUMMARY_FILE}); nothing to resume")
-    return config
 
 
 def _weights_meta(data: Dataset) -> dict[str, Any]:

@@ -206,7 +206,7 @@ def test_out_that_holds_files_is_refused(runner: CliRunner, tiny: Path, tmp_path
 
 def test_missing_or_incomplete_dataset_dir(runner: CliRunner, tiny: Path, tmp_path: Path) -> None:
     result = fit(runner, tmp_path / "nowhere", tmp_path / "run")
-    assert result.exit_code == 2 and "or an existing directory of IDX files" in result.stderr
+    assert result.exit_code == 2 and "nor an existing directory of IDX files" in result.stderr
     (tiny / "t10k-labels-idx1-ubyte.gz").unlink()
     result = fit(runner, tiny, tmp_path / "run")
     assert result.exit_code == 1 and "lacks t10k-labels-idx1-ubyte.gz" in result.stderr
@@ -289,9 +289,8 @@ def test_a_close_dataset_name_is_suggested_before_any_output(runner: CliRunner) 
     for given, meant in (("fashion", "fashion-mnist"), ("mnist/", "mnist"), ("kmnst", "kmnist")):
         result = runner.invoke(cli, ["fit", "--dataset", given])
         assert result.exit_code == 2 and result.stdout == ""
-        assert result.stderr == (f"Error: invalid dataset (from --dataset): got {given!r}, expected one of mnist, "
-                                 f"fashion-mnist, kmnist, or an existing directory of IDX files; did you mean "
-                                 f"{meant!r}?\n")
+        assert result.stderr == (f"Error: --dataset {given!r} is neither a known data set (mnist, fashion-mnist, "
+                                 f"kmnist) nor an existing directory of IDX files; did you mean {meant!r}?\n")
 
 
 @pytest.mark.parametrize("text, shown", [("nesterov: \n", "nothing (an empty value)"),

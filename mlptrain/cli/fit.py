@@ -116,6 +116,7 @@ def _resolve_config(
     """Defaults, then ``base`` or the --config file, then the flags; validated, with the init chosen."""
     from mlptrain.config import build_config, default_init, merge
     from mlptrain.configfile import find_config, is_sweep_spec, load_config_file
+    from mlptrain.data.datasets import check_dataset
 
     path = find_config(config_file) if config_file else None
     file_values = load_config_file(path) if path else dict(base or {})
@@ -126,6 +127,7 @@ def _resolve_config(
     source = str(path) if path else "the run's config.yaml"
     sources = {key: source for key in file_values} | {key: _flag(key) for key in given}
     config = build_config(merge(file_values, given), sources)
+    check_dataset(config.dataset, sources.get("dataset", "dataset"))
     if config.init is None and announce:
         config = default_init(config)
         click.echo(

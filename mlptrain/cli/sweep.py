@@ -45,7 +45,8 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
         mlptrain sweep my-sweep.yaml --scheduler tcp://127.0.0.1:8786
     """
     from mlptrain.configfile import find_config
-    from mlptrain.sweep.execute import run_sweep
+    from mlptrain.data.datasets import check_dataset
+    from mlptrain.sweep.execute import data_names, run_sweep
     from mlptrain.sweep.executors import import_distributed
     from mlptrain.sweep.spec import load_spec
     from mlptrain.threads import available_cores
@@ -56,6 +57,8 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
         raise click.UsageError("--workers does not apply to --scheduler: the cluster's own workers run the trials")
     spec = find_config(spec_name)
     plan = load_spec(spec)
+    for name in data_names(plan):
+        check_dataset(name, f"{spec}: dataset")
     if make_plot and len(plan.varying) not in (1, 2):
         raise click.UsageError(f"--plot draws one or two varying keys; this sweep varies {len(plan.varying)}"
                                f"{': ' + ', '.join(plan.varying) if plan.varying else ''}; drop --plot")

@@ -7,9 +7,11 @@ URLs ending in ``/``; a file's URL is the base plus its name.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
+from pathlib import Path
 
-from mlptrain.errors import DataError
+from mlptrain.errors import ConfigError, DataError
 
 FILE_NAMES: tuple[str, ...] = (
     "train-images-idx3-ubyte.gz",
@@ -165,3 +167,15 @@ def get_dataset(name: str) -> DatasetSpec:
     except KeyError:
         known = ", ".join(sorted(DATASETS))
         raise DataError(f"unknown data set {name!r}; choose one of: {known}") from None
+
+
+def check_dataset(name: str, source: str = "--dataset") -> None:
+    """ConfigError (a usage error) unless ``name`` is a known data set or an existing directory; a close known
+    name is suggested for a typo, and ``mnist/`` (a directory that is not there) is taken for the name ``mnist``."""
+    if name in DATASETS or Path(name).expanduser().is_dir():
+        return
+    stripped = name.rstrip("/\\")
+    close = [stripped] if stripped in DATASETS else difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.4)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{source} {name!r} is neither a known data set ({', '.join(DATASETS)}) nor an existing "
+                      f"directory of IDX files{hint}")
