@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"train"},
     {"runs"},
+    {"infer"},
     {"experiment"},
     {"sweep"},
     {"plots"},

@@ -12,8 +12,10 @@ from mlptrain import __version__
 from mlptrain.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, Group
 from mlptrain.cli.data import data
 from mlptrain.cli.evaluate import eval_, inspect
+from mlptrain.cli.export import export
 from mlptrain.cli.fit import fit
 from mlptrain.cli.plot import plot
+from mlptrain.cli.predict import predict
 from mlptrain.cli.sweep import sweep
 from mlptrain.errors import Terminated
 
@@ -27,6 +29,7 @@ def cli() -> None:
     Example:
         mlptrain fit --activation relu --init-range 0.5 --epochs 3
         mlptrain eval runs/<run>
+        mlptrain predict runs/<run> digit.png
     """
 
 
@@ -45,5 +48,5 @@ def main() -> None:
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
-for command in (fit, eval_, inspect, plot, sweep, data):
+for command in (fit, eval_, inspect, predict, export, plot, sweep, data):
     cli.add_command(command)
