@@ -39,20 +39,26 @@ def mnist_style(gray: Array, shape: tuple[int, int]) -> tuple[Array, bool]:
 def ink_layer(gray: Array) -> Array | None:
     """Ink as white on black with the background at 0 and full ink at 1; None when there is no ink."""
     border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
-    if np.median(border) > 0.5:  # light paper: MNIST's ink is the bright part
+    if _quantile(border, 0.5) > 0.5:  # light paper: MNIST's ink is the bright part
         gray, border = 1.0 - gray, 1.0 - border
-    median = np.median(border)
-    spread = 1.4826 * np.median(np.abs(border - median))  # the border's noise, robust to ink touching it
+    median = _quantile(border, 0.5)
+    spread = 1.4826 * _quantile(np.abs(border - median), 0.5)  # the border's noise, robust to ink touching it
     ink = gray - (median + 3.0 * spread)
     np.maximum(ink, 0.0, out=ink)
     if not ink.any():
         return None
-    full = np.percentile(ink[ink > 0], 99)  # the ink's own level: an uneven stroke still reaches 1
+    full = _quantile(ink[ink > 0], 0.99)  # the ink's own level: an uneven stroke still reaches 1
     if full < MIN_CONTRAST:
         return None
     ink = np.minimum(ink / full, 1.0)
     ink[ink < FAINT] = 0.0
     return ink.astype(np.float32) if ink.any() else None
+
+
+def _quantile(values: Array, q: float) -> float:
+    """The ``q`` quantile (nearest rank) of a 1-d array; np.median would import numpy.ma (50 ms) first."""
+    k = min(len(values) - 1, int(q * len(values)))
+    return float(np.partition(values, k)[k])
 
 
 def ink_box(ink: Array) -> tuple[int, int, int, int]:
