@@ -102,3 +102,16 @@ def test_without_onnx_export_says_how_to_install_it(tmp_path: Path, monkeypatch:
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr == "Error: export needs the onnx package: pip install 'mlptrain[onnx]'\n"
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_predict_benchmark_runs_and_both_sides_agree(tmp_path: Path) -> None:
+    """benchmarks/predict.py (smoke test on a tiny 28x28 set): a row per network, all predictions agreeing."""
+    import subprocess
+
+    data = write_dataset(tmp_path / "data", n_train=30, n_test=40, shape=(28, 28))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "predict.py"
+    done = subprocess.run([sys.executable, str(script), "--data", str(data), "--repeats", "1", "--hidden", "8,8"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 784-8-8-10 random |")]
+    assert len(rows) == 1 and rows[0].endswith("| 40/40 |")

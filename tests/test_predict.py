@@ -338,3 +338,29 @@ def test_kmnist_class_order_is_the_papers() -> None:
                      "re (れ)", "wo (を)")
     assert DATASETS["mnist"].class_names == tuple("0123456789")
     assert DATASETS["fashion-mnist"].class_names[9] == "Ankle boot"
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(runner: CliRunner, run: Path, tmp_path: Path) -> None:
+    upright = photo_of_a_seven()
+    image = Image.fromarray(np.rot90(upright).copy())  # stored turned 90 degrees anticlockwise ...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ... with the tag that says: turn it 90 degrees clockwise to show it
+    image.save(tmp_path / "phone.png", exif=exif)
+    from mlptrain.infer.inputs import read_image
+
+    read = read_image(tmp_path / "phone.png", "phone.png")
+    assert np.array_equal(read, upright.astype(np.float32) * np.float32(1 / 255))
+
+
+def test_predict_imports_neither_plotting_nor_progress_bars_nor_downloads(run: Path, tmp_path: Path) -> None:
+    """The whole command stays quick: what fit, plot and data download need is not imported (-X importtime)."""
+    import subprocess
+    import sys
+
+    photo = save(photo_of_a_seven(), tmp_path / "seven.png")
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlptrain", "predict", str(run), str(photo)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
+    assert "PIL" in imported and "numpy" in imported
+    assert not imported & {"matplotlib", "tqdm", "requests", "urllib3", "yaml", "onnx", "dask"}

@@ -95,7 +95,7 @@ def _image_extensions() -> set[str]:
 
 def read_image(path: Path, given: str) -> Array:
     """The image at ``path`` as grayscale floats in [0, 1], ``(height, width)``; DataError naming the file."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     with warnings.catch_warnings():
         # Over MAX_IMAGE_PIXELS Pillow only warns (up to twice that, then it raises): refuse both.
@@ -103,7 +103,8 @@ def read_image(path: Path, given: str) -> Array:
         try:
             with Image.open(path) as image:
                 image.load()  # decode now: a truncated file fails here, not later
-                return _gray(image)
+                # A phone stores a photo unrotated plus an EXIF orientation tag: turn it upright.
+                return _gray(ImageOps.exif_transpose(image))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise DataError(
                 f"{given}: refused as a possible decompression bomb: {exc} (Pillow's limit, "
