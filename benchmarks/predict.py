@@ -28,7 +28,7 @@ import numpy as np
 from mlptrain.data.idx import read_idx
 from mlptrain.infer.inputs import Block, read_inputs
 from mlptrain.infer.onnx import build_model
-from mlptrain.infer.predict import Model, load_model, probabilities, top_k
+from mlptrain.infer.predict import CHUNK, Model, load_model, probabilities, top_k
 from mlptrain.nn.initializers import INITIALIZERS
 from mlptrain.nn.network import init_network
 from mlptrain.threads import blas_threads
@@ -39,8 +39,8 @@ def random_model(hidden: list[int]) -> Model:
     return Model(net, (28, 28), tuple("0123456789"), "mnist")
 
 
-def ours(model: Model, images: np.ndarray) -> np.ndarray:
-    classes, _ = top_k(probabilities(model.net, images), 1)
+def ours(model: Model, images: np.ndarray, threads: int) -> np.ndarray:
+    classes, _ = top_k(probabilities(model.net, images, CHUNK * threads), 1)  # as mlptrain predict does
     return classes[:, 0]
 
 
@@ -65,12 +65,12 @@ def compare(model: Model, images: np.ndarray, threads: int, repeats: int) -> dic
     floats = images.astype(np.float32) / 255
     times: dict[str, list[float]] = {"mlptrain": [], "onnxruntime": [], "uint8->float32": []}
     with blas_threads(threads):
-        ours(model, images), run.run(["probabilities"], {"images": floats})  # warm-up
+        ours(model, images, threads), run.run(["probabilities"], {"images": floats})  # warm-up
         for r in range(repeats):
             order = ["mlptrain", "onnxruntime"] if r % 2 == 0 else ["onnxruntime", "mlptrain"]
             for name in order:
                 if name == "mlptrain":
-                    seconds, mine = timed(lambda: ours(model, images))
+                    seconds, mine = timed(lambda: ours(model, images, threads))
                 else:
                     seconds, probs = timed(lambda: run.run(["probabilities"], {"images": floats})[0])
                 times[name].append(seconds)

@@ -49,7 +49,7 @@ def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_cs
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
     from mlptrain.infer.inputs import Block, read_inputs
-    from mlptrain.infer.predict import load_model, probabilities, records
+    from mlptrain.infer.predict import CHUNK, load_model, probabilities, records
     from mlptrain.threads import blas_threads
 
     model = load_model(run_dir)
@@ -59,7 +59,7 @@ def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_cs
     printer = _Printer("json" if as_json else "csv" if as_csv else "table", k)
     failed: list[str] = []
     predicted = 0
-    with blas_threads(threads):
+    with blas_threads(threads) as n_threads:
         for item in read_inputs(list(inputs), model.image_shape, preprocess):
             if not isinstance(item, Block):
                 if item.kind == "failed":
@@ -71,8 +71,8 @@ def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_cs
                 click.echo(f"warning: {item.source}: no ink found (a blank image); predicted anyway", err=True)
             if save_preprocessed is not None:
                 _save(save_preprocessed, item, model.image_shape, predicted)
-            printer.add(records(item.source, item.indices, probabilities(model.net, item.images), k,
-                                model.class_names))
+            probs = probabilities(model.net, item.images, CHUNK * n_threads)
+            printer.add(records(item.source, item.indices, probs, k, model.class_names))
             predicted += len(item.images)
     _finish(printer, predicted, failed)
 
