@@ -364,3 +364,23 @@ def test_predict_imports_neither_plotting_nor_progress_bars_nor_downloads(run: P
     imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
     assert "PIL" in imported and "numpy" in imported
     assert not imported & {"matplotlib", "tqdm", "requests", "urllib3", "yaml", "onnx", "dask"}
+
+
+@pytest.mark.parametrize("kind", ["16-bit", "ink in the alpha channel", "palette", "pgm", "tiff"])
+def test_image_modes_read_as_the_same_grayscale(tmp_path: Path, kind: str) -> None:
+    from mlptrain.infer.inputs import read_image
+
+    gray = photo_of_a_seven()
+    path = tmp_path / ("x.pgm" if kind == "pgm" else "x.tiff" if kind == "tiff" else "x.png")
+    if kind == "16-bit":
+        Image.fromarray(gray.astype(np.uint16) * 257).save(path)
+    elif kind == "ink in the alpha channel":  # black ink on a transparent background
+        rgba = np.zeros((*gray.shape, 4), np.uint8)
+        rgba[..., 3] = 255 - gray
+        Image.fromarray(rgba).save(path)
+    elif kind == "palette":
+        Image.fromarray(gray).convert("P").save(path)
+    else:
+        Image.fromarray(gray).save(path)
+    expected = gray.astype(np.float32) / 255
+    assert np.abs(read_image(path, str(path)) - expected).max() <= 1.5 / 255

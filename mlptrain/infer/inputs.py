@@ -23,6 +23,7 @@ from mlptrain.infer.preprocess import PREPROCESSING, mnist_style
 Array = np.ndarray
 IMAGE_HINT = "give a PNG, JPEG, BMP, GIF, TIFF or PGM file"
 IDX_SUFFIXES = (".idx", "-ubyte", ".gz")
+COMMON_IMAGES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm", ".webp"}
 
 
 @dataclass
@@ -62,7 +63,8 @@ def _read_file(path: Path, given: str, image_shape: tuple[int, int], preprocess:
             raise DataError(f"{given}: no such file or directory; check the path")
         if path.suffix.lower() == ".npy":
             return Block(given, *_rows(load_npy(path, given), given, image_shape))
-        if path.name.lower().endswith(IDX_SUFFIXES) or "idx" in path.name.lower():
+        name = path.name.lower()
+        if name.endswith(IDX_SUFFIXES) or ("idx" in name and path.suffix.lower() not in COMMON_IMAGES):
             return Block(given, *_rows(_load_idx(path, given), given, image_shape))
         image, blank = image_rows(read_image(path, given), given, image_shape, preprocess)
         return Block(given, image.reshape(1, -1), None, blank)
