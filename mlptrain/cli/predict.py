@@ -48,19 +48,28 @@ def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_cs
     """
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    from mlptrain.infer.inputs import Block, read_inputs
-    from mlptrain.infer.predict import CHUNK, load_model, probabilities, records
-    from mlptrain.threads import blas_threads
+    from mlptrain.infer.predict import load_model
 
     model = load_model(run_dir)
     if k > model.n_classes:
         raise click.BadParameter(f"the network has {model.n_classes} classes; choose 1 to {model.n_classes}",
                                  param_hint="--top-k")
     printer = _Printer("json" if as_json else "csv" if as_csv else "table", k)
+    predicted, failed = _predict_all(model, list(inputs), preprocess, printer, save_preprocessed, threads)
+    _finish(printer, predicted, failed)
+
+
+def _predict_all(model: Any, inputs: list[str], preprocess: str, printer: _Printer, save_to: Path | None,
+                 threads: int | None) -> tuple[int, list[str]]:
+    """Predict every readable input into ``printer``; returns the images predicted and the failures."""
+    from mlptrain.infer.inputs import Block, read_inputs
+    from mlptrain.infer.predict import CHUNK, probabilities, records
+    from mlptrain.threads import blas_threads
+
     failed: list[str] = []
     predicted = 0
     with blas_threads(threads) as n_threads:
-        for item in read_inputs(list(inputs), model.image_shape, preprocess):
+        for item in read_inputs(inputs, model.image_shape, preprocess):
             if not isinstance(item, Block):
                 if item.kind == "failed":
                     failed.append(item.message)
@@ -69,12 +78,12 @@ def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_cs
                 continue
             if item.blank:
                 click.echo(f"warning: {item.source}: no ink found (a blank image); predicted anyway", err=True)
-            if save_preprocessed is not None:
-                _save(save_preprocessed, item, model.image_shape, predicted)
+            if save_to is not None:
+                _save(save_to, item, model.image_shape, predicted)
             probs = probabilities(model.net, item.images, CHUNK * n_threads)
-            printer.add(records(item.source, item.indices, probs, k, model.class_names))
+            printer.add(records(item.source, item.indices, probs, printer.k, model.class_names))
             predicted += len(item.images)
-    _finish(printer, predicted, failed)
+    return predicted, failed
 
 
 def _finish(printer: _Printer, predicted: int, failed: list[str]) -> None:
