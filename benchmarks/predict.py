@@ -28,7 +28,7 @@ import numpy as np
 from mlptrain.data.idx import read_idx
 from mlptrain.infer.inputs import Block, read_inputs
 from mlptrain.infer.onnx import build_model
-from mlptrain.infer.predict import CHUNK, Model, load_model, probabilities, top_k
+from mlptrain.infer.predict import Model, chunk_rows, load_model, probabilities, top_k
 from mlptrain.nn.initializers import INITIALIZERS
 from mlptrain.nn.network import init_network
 from mlptrain.threads import blas_threads
@@ -40,7 +40,7 @@ def random_model(hidden: list[int]) -> Model:
 
 
 def ours(model: Model, images: np.ndarray, threads: int) -> np.ndarray:
-    classes, _ = top_k(probabilities(model.net, images, CHUNK * threads), 1)  # as mlptrain predict does
+    classes, _ = top_k(probabilities(model.net, images, chunk_rows(threads)), 1)  # as mlptrain predict does
     return classes[:, 0]
 
 

@@ -18,9 +18,14 @@ from mlptrain.nn.network import Network, Workspace, forward
 from mlptrain.runs.files import WEIGHTS_FILE, class_names, load_weights
 
 Array = np.ndarray
-# Rows per forward call, per BLAS thread: on one thread 1000 rows were fastest (of 250-10000, 784-256-256-10);
-# with more threads each call must give every thread enough rows to amortize waking it (2 threads, 1000 rows: 0.6x).
+# Rows per forward call on one BLAS thread: 1000 were fastest (of 250 to 10,000; 784-256-256-10 and -1024-1024-).
 CHUNK = 1000
+
+
+def chunk_rows(threads: int) -> int:
+    """Rows per forward call for ``threads`` BLAS threads: each call must give every thread enough rows to
+    amortize waking it (2 threads, 784-256-256-10: 1000 rows ran 0.6x, 2000 0.7x of 4000; 4000 and 5000 tied)."""
+    return CHUNK if threads <= 1 else 2 * CHUNK * threads
 
 
 @dataclass
@@ -55,7 +60,7 @@ def load_model(run_dir: Path) -> Model:
 def probabilities(net: Network, images: Array, chunk: int = CHUNK) -> Array:
     """Softmax class probabilities ``(n, classes)`` float32 for rows ``(n, pixels)`` (uint8 0-255 or floats 0-1).
 
-    ``chunk``: rows per forward call; ``CHUNK`` times the BLAS threads is the measured best.
+    ``chunk``: rows per forward call; ``chunk_rows(threads)`` is the measured best.
     """
     n = len(images)
     out = np.empty((n, net.sizes[-1]), np.float32)
