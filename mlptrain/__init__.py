@@ -9,6 +9,7 @@ The parts, bottom to top; each may import only the parts below it
     configfile                config files: strict YAML reading, and the configs shipped in mlptrain/configs
     train                     the training loop and its health diagnostics
     runs                      the run directory: files, weights, checkpoints, reading a run back
+    infer                     a trained net at work: predict on images and arrays, export to ONNX
     experiment                the glue of fit and eval: a run from config to summary.json
     sweep                     grids of runs on local processes or Dask
     plots                     PNGs of runs and sweeps (matplotlib, lazily)

@@ -29,6 +29,10 @@ class RunDirError(MlptrainError):
     """A run directory or weights file that cannot be used (exit status 1)."""
 
 
+class MissingDependency(MlptrainError):
+    """An optional package the command needs is not installed; the message says how to install it (exit 1)."""
+
+
 class DivergedError(MlptrainError):
     """The loss or the weights became NaN/inf: training stopped (exit status 1)."""
 

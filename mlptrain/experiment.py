@@ -28,6 +28,7 @@ from mlptrain.runs.files import (
     EVAL_FILE,
     SUMMARY_FILE,
     WEIGHTS_FILE,
+    class_names,
     create_run_dir,
     load_checkpoint,
     load_weights,
@@ -161,7 +162,11 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def _weights_meta(data: Dataset) -> dict[str, Any]:
-    return {"dataset": data.name, "image_shape": list(data.image_shape), "n_classes": data.n_classes}
+    """What ``predict`` and ``export`` need besides the arrays; stored as extra entries, the weights untouched."""
+    meta: dict[str, Any] = {"dataset": data.name, "image_shape": list(data.image_shape), "n_classes": data.n_classes}
+    if data.class_names:
+        meta["class_names"] = list(data.class_names)
+    return meta
 
 
 class _Record:
@@ -241,6 +246,7 @@ def evaluate_run(run_dir: Path, dataset: str | None, load: Callable[[str], Datas
         "accuracy": result.accuracy,
         "loss": result.loss,
         "per_class_accuracy": result.per_class_accuracy,
+        "class_names": list(class_names(meta, net.sizes[-1])),
         "confusion": result.confusion.tolist(),
     }
     try:

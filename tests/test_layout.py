@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"configfile"},
     {"train"},
     {"runs"},
+    {"infer"},
     {"experiment"},
     {"sweep"},
     {"plots"},

@@ -58,3 +58,26 @@ def test_original_problem_predicts_one_class_for_every_image(cache: Path, tmp_pa
     confusion = np.array(report["confusion"])
     assert np.count_nonzero(confusion.sum(axis=0)) == 1  # a single predicted class
     assert report["accuracy"] <= 0.12
+
+
+def test_exported_onnx_predicts_the_whole_test_set_like_predict(cache: Path, tmp_path: Path) -> None:
+    """A briefly trained net (1 epoch, 784-128-10): onnxruntime and ``mlptrain predict`` agree on all 10,000."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from mlptrain.data.idx import read_idx
+
+    runner, run = CliRunner(), tmp_path / "run"
+    fit = ["fit", "--epochs", "1", "--hidden", "128", "--data-dir", str(cache), "--out", str(run), "--quiet"]
+    assert runner.invoke(cli, fit).exit_code == 0
+    assert runner.invoke(cli, ["export", str(run), "--out", str(tmp_path / "m.onnx")]).exit_code == 0
+    images_file = cache / "mnist" / "t10k-images-idx3-ubyte.gz"
+    result = runner.invoke(cli, ["predict", str(run), str(images_file), "--csv"])
+    assert result.exit_code == 0, result.stderr
+    ours = np.array([int(line.split(",")[2]) for line in result.stdout.splitlines()[1:]])
+    images = read_idx(images_file).reshape(10000, 784).astype(np.float32) / 255
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    theirs = session.run(["probabilities"], {"images": images})[0].argmax(axis=1)
+    assert len(ours) == 10000 and np.array_equal(ours, theirs)
+    labels = read_idx(cache / "mnist" / "t10k-labels-idx1-ubyte.gz")
+    assert np.mean(ours == labels) == json.loads((run / "summary.json").read_text())["test"]["accuracy"]

@@ -59,9 +59,11 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         "class  accuracy  " + "".join(f"{c:>{width}}" for c in range(len(confusion))) + "   <- predicted",
     ]
+    names = report.get("class_names") or [str(c) for c in range(len(confusion))]
     for c, (acc, row) in enumerate(zip(report["per_class_accuracy"], confusion)):
         shown = "     -" if acc is None else f"{acc:>7.2%}"
-        lines.append(f"{c:>5}  {shown:>8}  " + "".join(f"{v:>{width}}" for v in row))
+        name = f"  {names[c]}" if names[c] != str(c) else ""  # digits are their own names
+        lines.append(f"{c:>5}  {shown:>8}  " + "".join(f"{v:>{width}}" for v in row) + name)
     return "\n".join(lines)
 
 

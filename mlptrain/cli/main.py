@@ -13,8 +13,10 @@ from mlptrain.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, Group
 from mlptrain.cli.configs import configs
 from mlptrain.cli.data import data
 from mlptrain.cli.evaluate import eval_, inspect
+from mlptrain.cli.export import export
 from mlptrain.cli.fit import fit
 from mlptrain.cli.plot import plot
+from mlptrain.cli.predict import predict
 from mlptrain.cli.sweep import sweep
 from mlptrain.errors import Terminated
 
@@ -28,6 +30,7 @@ def cli() -> None:
     Example:
         mlptrain fit --activation relu --init-range 0.5 --epochs 3
         mlptrain eval runs/<run>
+        mlptrain predict runs/<run> digit.png
     """
 
 
@@ -46,5 +49,5 @@ def main() -> None:
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
-for command in (fit, eval_, inspect, plot, sweep, data, configs):
+for command in (fit, eval_, inspect, predict, export, plot, sweep, data, configs):
     cli.add_command(command)

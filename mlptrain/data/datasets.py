@@ -152,7 +152,9 @@ _KMNIST = DatasetSpec(
                    md5="7320c461ea6c1c855c0b718fb2a4b134"),
     ),
     mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
-    class_names=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    # The label order of the KMNIST paper (Clanuwat et al. 2018, table 1) and its kmnist_classmap.csv.
+    class_names=("o (お)", "ki (き)", "su (す)", "tsu (つ)", "na (な)", "ha (は)", "ma (ま)", "ya (や)",
+                 "re (れ)", "wo (を)"),
 )
 
 DATASETS: dict[str, DatasetSpec] = {

@@ -19,6 +19,7 @@ from mlptrain.data.idx import read_images, read_labels
 from mlptrain.errors import DataError
 
 Array = np.ndarray
+CLASSES_FILE = "classes.txt"  # optional, beside a directory data set's IDX files
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Dataset:
     image_shape: tuple[int, ...]
     n_classes: int
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    class_names: tuple[str, ...] = ()  # one per class; empty: the class numbers
 
     @property
     def n_inputs(self) -> int:
@@ -97,7 +99,29 @@ def load_dataset(directory: Path, name: str) -> Dataset:
         image_shape=tuple(int(d) for d in train_images.shape[1:]),
         n_classes=n_classes,
         files={p.name: d for p, d in zip((train_x, train_y, test_x, test_y), (d1, d3, d2, d4))},
+        class_names=class_names(directory, name, n_classes),
     )
+
+
+def class_names(directory: Path, name: str, n_classes: int) -> tuple[str, ...]:
+    """The names of a data set's classes: the table's for a known data set, else ``directory/classes.txt``
+    (one name per line) when present, else the class numbers."""
+    spec = DATASETS.get(name)
+    if spec is not None and len(spec.class_names) == n_classes:
+        return spec.class_names
+    path = directory / CLASSES_FILE
+    if not path.is_file():
+        return tuple(str(k) for k in range(n_classes))
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is unreadable ({exc}); write one class name per line in UTF-8") from None
+    if len(names) != n_classes:
+        raise DataError(
+            f"{path} names {len(names)} classes but the labels have {n_classes}; "
+            "write one name per line, in label order, or delete the file to use the numbers"
+        )
+    return tuple(names)
 
 
 def _check_counts(images_path: Path, images: Array, labels_path: Path, labels: Array) -> None:

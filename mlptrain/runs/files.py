@@ -123,6 +123,20 @@ def load_weights(path: Path) -> tuple[Network, dict[str, Any]]:
     return Network(weights, biases, activation), meta
 
 
+def class_names(meta: dict[str, Any], n_classes: int) -> tuple[str, ...]:
+    """The class names stored with the weights; for runs saved before they were stored, the data-set
+    table's names, else the class numbers."""
+    from mlptrain.data.datasets import DATASETS
+
+    stored = meta.get("class_names")
+    if isinstance(stored, list) and len(stored) == n_classes:
+        return tuple(str(name) for name in stored)
+    spec = DATASETS.get(str(meta.get("dataset")))
+    if spec is not None and len(spec.class_names) == n_classes:
+        return spec.class_names
+    return tuple(str(k) for k in range(n_classes))
+
+
 def save_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write the trainer's state to ``checkpoint.npz``; the old one stays until the new one is whole."""
     _write(run_dir / CHECKPOINT_FILE, lambda f: np.savez(f, **arrays))
