@@ -7,6 +7,7 @@ The parts, bottom to top; each may import only the parts below it
     nn, data                  the maths (one forward/backward core) and the data pipeline; independent
     config                    the training config: one table of keys, validated
     train                     the training loop and its health diagnostics
+    tune                      before training: dry run, init-scale scan, LR range test, gradient check
     runs                      the run directory: files, weights, checkpoints, reading a run back
     experiment                the glue of fit and eval: a run from config to summary.json
     sweep                     grids of runs on local processes or Dask

@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"nn", "data"},
     {"config"},
     {"train"},
+    {"tune"},
     {"runs"},
     {"experiment"},
     {"sweep"},

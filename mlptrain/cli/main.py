@@ -15,6 +15,7 @@ from mlptrain.cli.evaluate import eval_, inspect
 from mlptrain.cli.fit import fit
 from mlptrain.cli.plot import plot
 from mlptrain.cli.sweep import sweep
+from mlptrain.cli.tune import gradcheck, init_scan, lr_find
 from mlptrain.errors import Terminated
 
 
@@ -45,5 +46,5 @@ def main() -> None:
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
-for command in (fit, eval_, inspect, plot, sweep, data):
+for command in (fit, eval_, inspect, plot, sweep, data, init_scan, lr_find, gradcheck):
     cli.add_command(command)

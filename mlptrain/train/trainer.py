@@ -108,6 +108,16 @@ def build_network(config: Config, n_inputs: int, n_classes: int, rng: np.random.
     )
 
 
+def seed_streams(seed: int) -> list[np.random.SeedSequence]:
+    """The run's independent streams: init, validation split, shuffles, dropout, probe (in that order)."""
+    return np.random.SeedSequence(seed).spawn(5)
+
+
+def initial_network(config: Config, n_inputs: int, n_classes: int) -> Network:
+    """Exactly the initial weights a ``Trainer`` for ``config`` starts from (same seed stream)."""
+    return build_network(config, n_inputs, n_classes, np.random.default_rng(seed_streams(config.seed)[0]))
+
+
 def _hyper(config: Config) -> Hyper:
     return Hyper(config.momentum, config.nesterov, config.beta1, config.beta2, config.eps, config.weight_decay)
 
@@ -124,7 +134,7 @@ class Trainer:
     def __init__(self, config: Config, data: Dataset) -> None:
         check_fits_data(config, data)
         self.config, self.data = config, data
-        seeds = np.random.SeedSequence(config.seed).spawn(5)
+        seeds = seed_streams(config.seed)
         init_seed, split_seed, shuffle_seed, dropout_seed, probe_seed = seeds
         self.split = split_validation(len(data.train_images), config.val_size, np.random.default_rng(split_seed))
         probe_rng = np.random.default_rng(probe_seed)
@@ -146,6 +156,19 @@ class Trainer:
 
     def _probe(self) -> tuple[Array, Array]:
         return gather_batch(self.data.train_images, self.probe, self.net.dtype), self.data.train_labels[self.probe]
+
+    def probe_batch(self) -> tuple[Array, Array]:
+        """The diagnostics' probe batch: images ``(n, pixels)`` as floats of the net's dtype, and labels."""
+        return self._probe()
+
+    def train_batch(self, indices: Array, lr: float) -> float:
+        """One optimizer step on training images ``indices`` at ``lr``, the epoch loop's own; the batch loss.
+
+        DivergedError when the loss is not finite (before the step is applied).
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, _ = self._train_epoch(np.asarray(indices), lr, None)
+        return loss
 
     def check_init(self) -> list[LayerHealth]:
         """Run the init check on the probe batch; its warnings join ``progress.warnings`` (epoch 0)."""
