@@ -255,7 +255,7 @@ def test_gradcheck_cli_passes_and_prints_one_row_per_array(tiny: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == ("gradient check of 64-8-8-3 relu he-normal in float64: 4 probe image(s), "
-                        "central differences with eps 1e-05")
+                        "central differences with delta 1e-05")
     assert [line.split()[:2] for line in lines[2:8]] == [["W0", "hidden1"], ["b0", "hidden1"], ["W1", "hidden2"],
                                                          ["b1", "hidden2"], ["W2", "logits"], ["b2", "logits"]]
     assert lines[2].split()[2:5] == ["50", "of", "512"]
@@ -288,3 +288,11 @@ def test_plot_writes_filters_with_the_runs_own_initial_weights(tiny: Path, data,
     assert not np.array_equal(initial, trained)
     grid = mosaic(trained, shape)
     assert grid.shape == (4 * 9 - 1, 4 * 9 - 1) and np.nanmax(np.abs(grid)) == 1.0
+
+
+@pytest.mark.parametrize("name", ["init-scan", "lr-find", "gradcheck", "fit"])
+def test_no_option_of_a_tuning_command_shadows_a_config_flag(name: str) -> None:
+    params = cli.commands[name].params
+    assert len({p.name for p in params}) == len(params)  # e.g. gradcheck's step is --delta: --eps is Adam's
+    flags = [flag for p in params for flag in p.opts]
+    assert len(set(flags)) == len(flags)

@@ -14,7 +14,7 @@ from mlptrain.threads import blas_threads
 
 
 def tuning_options(f: Callable) -> Callable:
-    """--config and every config flag (as in fit), then --threads and the data options."""
+    """After the command's own options: --config and every config flag (as in fit), --threads, the data options."""
     f = data_options(threads_option(f))
     f = config_options(f)
     return click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -32,7 +32,6 @@ def _sizes(config: Any, data: Any) -> str:
 
 
 @click.command("init-scan")
-@tuning_options
 @click.option("--activations", metavar="LIST",
               help="Comma-separated activations to scan, or 'all' [default: the config's activation].")
 @click.option("--factor", type=click.FloatRange(1, min_open=True), default=2.0, show_default=True,
@@ -45,6 +44,7 @@ def _sizes(config: Any, data: Any) -> str:
               help="Grid points per decade of r.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("init-scan.png"),
               show_default=True, help="Where to write the plot.")
+@tuning_options
 def init_scan(config_file: Path | None, activations: str | None, factor: float, r_min: float, r_max: float,
               per_decade: int, out: Path, threads: int | None, data_dir: Path, mirror: str | None, quiet: bool,
               **flags: Any) -> None:
@@ -99,7 +99,6 @@ def format_scan(scan: Any) -> str:
 
 
 @click.command("lr-find")
-@tuning_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="New directory for lr-find.json and lr-find.png (no weights are saved).")
 @click.option("--start-lr", "lr_low", type=click.FloatRange(0, min_open=True), default=1e-7, show_default=True,
@@ -112,6 +111,7 @@ def format_scan(scan: Any) -> str:
               help="Exponential smoothing of the loss.")
 @click.option("--stop-factor", type=click.FloatRange(1, min_open=True), default=4.0, show_default=True,
               help="Stop when the smoothed loss exceeds this times its minimum.")
+@tuning_options
 def lr_find(config_file: Path | None, out: Path, lr_low: float, lr_high: float, steps: int, smoothing: float,
             stop_factor: float, threads: int | None, data_dir: Path, mirror: str | None, quiet: bool,
             **flags: Any) -> None:
@@ -138,7 +138,7 @@ def lr_find(config_file: Path | None, out: Path, lr_low: float, lr_high: float, 
     check_range(lr_low, lr_high, steps, smoothing, stop_factor)
     config, data = _setup(config_file, flags, data_dir, mirror, quiet)
     make_new_dir(out, "lr-find", "an empty directory")
-    with blas_threads(threads), _step_bar(quiet, steps) as on_step:
+    with blas_threads(threads), _StepBar(quiet, steps) as on_step:
         result = range_test(config, data, lr_low, lr_high, steps, smoothing, stop_factor, on_step)
     steep, low = result.steepest(), result.minimum_over_10()
     click.echo(f"stopped: {result.stop_reason}")
@@ -152,7 +152,7 @@ def lr_find(config_file: Path | None, out: Path, lr_low: float, lr_high: float, 
     click.echo(f"wrote {out / 'lr-find.json'}, {plot_lr_find(result, title, out / LR_FIND_FILE)}")
 
 
-class _step_bar:
+class _StepBar:
     """A tqdm bar of steps on stderr (when it is a terminal), as a context giving the callback."""
 
     def __init__(self, quiet: bool, total: int) -> None:
@@ -171,14 +171,14 @@ class _step_bar:
 
 
 @click.command()
-@tuning_options
 @click.option("--samples", type=click.IntRange(1, 1000), default=4, show_default=True,
               help="Probe images the loss is taken over.")
 @click.option("--per-array", type=click.IntRange(1, 10_000_000), default=300, show_default=True,
               help="Entries checked per weight matrix or bias vector (all of them if it has no more).")
-@click.option("--delta", "eps", type=click.FloatRange(0, 1, min_open=True), default=1e-5, show_default=True,
+@click.option("--delta", type=click.FloatRange(0, 1, min_open=True), default=1e-5, show_default=True,
               help="Step of the central differences.")
-def gradcheck(config_file: Path | None, samples: int, per_array: int, eps: float, threads: int | None,
+@tuning_options
+def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: float, threads: int | None,
               data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:
     """Is backprop right? The core's gradients against central differences, in float64.
 
@@ -200,9 +200,9 @@ def gradcheck(config_file: Path | None, samples: int, per_array: int, eps: float
 
     config, data = _setup(config_file, flags, data_dir, mirror, quiet)
     with blas_threads(threads or 1):
-        checks = check(config, data, samples, per_array, eps)
+        checks = check(config, data, samples, per_array, delta)
     click.echo(f"gradient check of {_sizes(config, data)} {config.activation} {config.init} in float64: "
-               f"{samples} probe image(s), central differences with eps {eps:g}")
+               f"{samples} probe image(s), central differences with delta {delta:g}")
     click.echo(f"  {'array':<6} {'layer':<8} {'checked':>17} {'max rel error':>14} {'max |grad|':>11} "
                f"{'at a kink':>9}")
     for c in checks:
