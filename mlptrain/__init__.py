@@ -8,6 +8,7 @@ The parts, bottom to top; each may import only the parts below it
     config                    the training config: one table of keys, validated
     configfile                config files: strict YAML reading, and the configs shipped in mlptrain/configs
     train                     the training loop and its health diagnostics
+    tune                      before training: dry run, init-scale scan, LR range test, gradient check
     runs                      the run directory: files, weights, checkpoints, reading a run back
     infer                     a trained net at work: predict on images and arrays, export to ONNX
     experiment                the glue of fit and eval: a run from config to summary.json

@@ -42,7 +42,8 @@ from mlptrain.runs.files import (
     write_metrics,
 )
 from mlptrain.train.diagnostics import HealthWarning, LayerHealth
-from mlptrain.train.trainer import Evaluation, Trainer, evaluate
+from mlptrain.train.evaluate import Evaluation, evaluate
+from mlptrain.train.trainer import Trainer
 
 
 class Reporter(Protocol):

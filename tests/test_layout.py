@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"configfile"},
     {"train"},
+    {"tune"},
     {"runs"},
     {"infer"},
     {"experiment"},

@@ -49,10 +49,11 @@ def config_options(f: Callable) -> Callable:
               "for more --epochs.")
 @click.option("--verbose", "-v", is_flag=True, help="Print the init check's per-layer table.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when the run raised any health warning.")
+@click.option("--dry-run", is_flag=True, help="Check the init and take one step on one batch; write nothing.")
 @threads_option
 @data_options
 def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose: bool, strict: bool,
-        threads: int | None, data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:
+        dry_run: bool, threads: int | None, data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:
     """Train a network and write a run directory.
 
     Flags override the keys of --config; the fully resolved config is saved in
@@ -61,6 +62,8 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
     --resume RUN_DIR continues an interrupted run and ends exactly as an
     uninterrupted one would; --resume RUN_DIR --epochs N trains a finished
     run on to N epochs, in place, as if it had been started with --epochs N.
+    --dry-run builds everything, prints the init check, its warnings and one
+    training step's loss, and writes nothing.
 
     \b
     Examples:
@@ -71,20 +74,43 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
         mlptrain fit --config my-settings.yaml --lr 0.1
         mlptrain fit --resume runs/logistic-s2
         mlptrain fit --resume runs/logistic-s2 --epochs 20
+        mlptrain fit --config original-problem --dry-run --strict
     """
     from mlptrain.experiment import run_fit
 
+    if dry_run and resume is not None:
+        raise click.UsageError("--dry-run checks a new run; drop --resume")
     if resume is not None:
         config = _resume_config(resume, out, config_file, flags)
     else:
         config = _resolve_config(config_file, flags)
     data, directory = load_data(config.dataset, data_dir, mirror, quiet)
+    if dry_run:
+        with blas_threads(threads):
+            _dry_run(config, data, strict)
+        return
     with blas_threads(threads) as n:
         summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume, threads=n)
     if strict and summary["warnings"]:
         codes = sorted({w["code"] for w in summary["warnings"]})
         click.echo(f"Error: --strict: the run raised {len(summary['warnings'])} warning(s): {', '.join(codes)}",
                    err=True)
+        sys.exit(EXIT_GATE_FAILED)
+
+
+def _dry_run(config: Config, data: Any, strict: bool) -> None:
+    """Print the init table, the warnings and the verdict; exit 3 under --strict when a warning fired."""
+    from mlptrain.tune.dryrun import dry_run
+
+    result = dry_run(config, data)
+    sizes = "-".join(map(str, [data.n_inputs, *config.hidden, data.n_classes]))
+    click.echo(f"dry run of {sizes} {config.activation} {config.init}, {config.optimizer} at lr {result.lr:g}, "
+               f"batch {config.batch_size}: nothing is written")
+    click.echo(format_health(result.rows))
+    for warning in result.warnings:
+        _FitReporter(quiet=False).warning(warning)
+    click.echo(result.verdict)
+    if strict and result.warnings:
         sys.exit(EXIT_GATE_FAILED)
 
 

@@ -18,6 +18,7 @@ from mlptrain.cli.fit import fit
 from mlptrain.cli.plot import plot
 from mlptrain.cli.predict import predict
 from mlptrain.cli.sweep import sweep
+from mlptrain.cli.tune import gradcheck, init_scan, lr_find
 from mlptrain.errors import Terminated
 
 
@@ -49,5 +50,6 @@ def main() -> None:
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
 
 
-for command in (fit, eval_, inspect, predict, export, plot, sweep, data, configs):
+for command in (fit, eval_, inspect, predict, export, plot, sweep, data, configs, init_scan, lr_find,
+                gradcheck):
     cli.add_command(command)

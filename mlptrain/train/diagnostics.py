@@ -297,3 +297,27 @@ def check_epoch(net: Network, x: Array, labels: Array, epoch: int, train_loss: f
         + weight_warnings(rows, init_rows, train_loss, n_classes, epoch, ctx)
     )
     return rows, warnings
+
+
+
+def gain_products(nets: list[Network], x: Array) -> list[float]:
+    """``total_gain`` of ``layer_health``'s rows on ``x`` ``(n, inputs)`` for each net, forward passes alone.
+
+    The same signals, slopes and product as the init check, without its backward
+    pass and per-unit statistics, and with the input's signal computed once:
+    the init-scale scan runs it for every grid point and activation.
+    """
+    first = _signal(x)
+    return [_gain_product(net, x, first) for net in nets]
+
+
+def _gain_product(net: Network, x: Array, first: float) -> float:
+    with np.errstate(over="ignore", invalid="ignore"):
+        trace = forward(net, x)
+        signals = [first, *(_signal(a) for a in trace.post), _signal(trace.logits)]
+    slope = _peak_slope(net, net.dtype)
+    gains = [
+        after / before / (1.0 if i == len(signals) - 2 else slope) if before > 0 else 0.0
+        for i, (before, after) in enumerate(zip(signals[:-1], signals[1:]))
+    ]
+    return math.prod(gains)

@@ -30,10 +30,8 @@ from mlptrain.nn.network import (
     Workspace,
     apply_max_norm,
     dropout_masks,
-    forward,
     init_network,
     loss_and_gradients,
-    softmax_cross_entropy,
 )
 from mlptrain.nn.optimizers import DECOUPLED_DECAY, Hyper, load_state, make_optimizer
 from mlptrain.nn.schedules import ScheduleParams, lr_at
@@ -46,27 +44,12 @@ from mlptrain.train.diagnostics import (
     check_init,
     context_for,
 )
+from mlptrain.train.evaluate import evaluate
 
 Array = np.ndarray
-EVAL_BATCH = 2000
 PROBE_SIZE = 1000  # training images the diagnostics look at after every epoch
 Metrics = dict[str, float]
 BatchCallback = Callable[[int, int], None]  # (batches done, batches per epoch)
-
-
-@dataclass
-class Evaluation:
-    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted)."""
-
-    loss: float
-    accuracy: float
-    confusion: Array
-
-    @property
-    def per_class_accuracy(self) -> list[float | None]:
-        """Recall of each class; None for a class with no samples."""
-        totals = self.confusion.sum(axis=1)
-        return [None if t == 0 else float(self.confusion[c, c] / t) for c, t in enumerate(totals)]
 
 
 @dataclass
@@ -116,6 +99,16 @@ def build_network(config: Config, n_inputs: int, n_classes: int, rng: np.random.
     )
 
 
+def seed_streams(seed: int) -> list[np.random.SeedSequence]:
+    """The run's independent streams: init, validation split, shuffles, dropout, probe (in that order)."""
+    return np.random.SeedSequence(seed).spawn(5)
+
+
+def initial_network(config: Config, n_inputs: int, n_classes: int) -> Network:
+    """Exactly the initial weights a ``Trainer`` for ``config`` starts from (same seed stream)."""
+    return build_network(config, n_inputs, n_classes, np.random.default_rng(seed_streams(config.seed)[0]))
+
+
 def _hyper(config: Config) -> Hyper:
     return Hyper(config.momentum, config.nesterov, config.beta1, config.beta2, config.eps, config.weight_decay)
 
@@ -132,7 +125,7 @@ class Trainer:
     def __init__(self, config: Config, data: Dataset) -> None:
         check_fits_data(config, data)
         self.config, self.data = config, data
-        seeds = np.random.SeedSequence(config.seed).spawn(5)
+        seeds = seed_streams(config.seed)
         init_seed, split_seed, shuffle_seed, dropout_seed, probe_seed = seeds
         self.split = split_validation(len(data.train_images), config.val_size, np.random.default_rng(split_seed))
         probe_rng = np.random.default_rng(probe_seed)
@@ -154,6 +147,19 @@ class Trainer:
 
     def _probe(self) -> tuple[Array, Array]:
         return gather_batch(self.data.train_images, self.probe, self.net.dtype), self.data.train_labels[self.probe]
+
+    def probe_batch(self) -> tuple[Array, Array]:
+        """The diagnostics' probe batch: images ``(n, pixels)`` as floats of the net's dtype, and labels."""
+        return self._probe()
+
+    def train_batch(self, indices: Array, lr: float) -> float:
+        """One optimizer step on training images ``indices`` at ``lr``, the epoch loop's own; the batch loss.
+
+        DivergedError when the loss is not finite (before the step is applied).
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, _ = self._train_epoch(np.asarray(indices), lr, None)
+        return loss
 
     def check_init(self) -> list[LayerHealth]:
         """Run the init check on the probe batch; its warnings join ``progress.warnings`` (epoch 0)."""
@@ -374,19 +380,3 @@ def fit(
         if on_epoch:
             on_epoch(metrics)
     return trainer
-
-
-def evaluate(net: Network, images: Array, labels: Array, n_classes: int | None = None) -> Evaluation:
-    """Loss, accuracy and confusion matrix of ``net`` on uint8 ``images`` ``(n, pixels)``."""
-    n_classes = n_classes or net.sizes[-1]
-    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
-    loss_sum = 0.0
-    for start in range(0, len(images), EVAL_BATCH):
-        x = gather_batch(images, slice(start, start + EVAL_BATCH), net.dtype)
-        y = labels[start:start + EVAL_BATCH]
-        logits = forward(net, x).logits
-        loss, _ = softmax_cross_entropy(logits, y)
-        loss_sum += loss * len(y)
-        np.add.at(confusion, (y, logits.argmax(axis=1)), 1)
-    accuracy = float(np.trace(confusion) / max(len(images), 1))
-    return Evaluation(loss=loss_sum / max(len(images), 1), accuracy=accuracy, confusion=confusion)

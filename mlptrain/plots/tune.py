@@ -1,0 +1,68 @@
+"""PNGs of the tuning tools: the init-scale scan (init-scan.png) and the LR range test (lr-find.png)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from mlptrain.plots.common import pyplot, save
+from mlptrain.tune.initscan import Scan
+from mlptrain.tune.lrfind import LRFind
+
+INIT_SCAN_FILE, LR_FIND_FILE = "init-scan.png", "lr-find.png"
+MARKERS = "osD^vP*X"
+
+
+def _positive(values: list[float]) -> list[float]:
+    """A log axis cannot show 0 or inf: those points are left out."""
+    return [v if 0 < v < math.inf else math.nan for v in values]
+
+
+def init_scan_figure(scan: Scan) -> Any:
+    """Gain product against r, log-log: one line per activation, its healthy r band shaded, initializers marked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
+    ax.axhspan(1 / scan.factor, scan.factor, color="0.85", zorder=0, label=f"healthy: within {scan.factor:g}x of 1")
+    for i, curve in enumerate(scan.curves):
+        colour = f"C{i % 10}"
+        ax.plot(scan.radii, _positive(curve.gains), color=colour, marker=".", label=f"{curve.activation}: U(-r, r)")
+        for low, high in curve.bands:
+            ax.axvspan(low, high, color=colour, alpha=0.15, zorder=0)
+        for marker, (name, gain) in zip(MARKERS, curve.inits.items()):
+            ax.plot([scan.init_radii[name]], _positive([gain]), marker=marker, color=colour, linestyle="none",
+                    markeredgecolor="black", label=name if i == 0 else None)
+        ax.plot([scan.yours_r], _positive([scan.yours_gain[curve.activation]]), marker="*", markersize=14,
+                color=colour, markeredgecolor="black", linestyle="none",
+                label=f"yours: {scan.yours}" if i == 0 else None)
+    ax.set(xscale="log", yscale="log", xlabel="r of U(-r, r) (initializers: equivalent r)",
+           ylabel="total gain input -> logits (init check)",
+           title=f"init-scale scan: {'-'.join(map(str, scan.sizes))}, probe batch")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def lr_find_figure(result: LRFind, title: str) -> Any:
+    """Batch loss (light) and smoothed loss (bold) against lr, log x, with the two suggestions marked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    ax.plot(result.lrs, result.losses, color="C0", alpha=0.3, label="batch loss")
+    ax.plot(result.lrs, result.smoothed, color="C0", label="smoothed loss")
+    for value, label, colour in ((result.steepest(), "steepest descent", "C1"),
+                                 (result.minimum_over_10(), "minimum / 10", "C2")):
+        if value is not None:
+            ax.axvline(value, color=colour, linestyle="--", label=f"{label}: {value:.3g}")
+    if result.smoothed:  # the divergence at the end would flatten the interesting part
+        low = min(min(result.losses), min(result.smoothed))
+        ax.set_ylim(0.9 * low, max(1.2 * result.smoothed[0], 1.1 * low))
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_init_scan(scan: Scan, path: Path) -> Path:
+    return save(init_scan_figure(scan), path)
+
+
+def plot_lr_find(result: LRFind, title: str, path: Path) -> Path:
+    return save(lr_find_figure(result, title), path)

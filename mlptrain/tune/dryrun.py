@@ -1,0 +1,73 @@
+"""``fit --dry-run``: build the run as ``fit`` would, check the init, take one training step, keep nothing.
+
+The trainer is the real one (same seed streams, probe batch and optimizer), so
+the init table is the one the run would record and the step is the run's first
+step on its first batch. Nothing is written: the caller prints the result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlptrain.config import Config
+from mlptrain.data.loading import Dataset, gather_batch
+from mlptrain.errors import DivergedError
+from mlptrain.nn.network import forward, softmax_cross_entropy
+from mlptrain.nn.schedules import lr_at
+from mlptrain.train.diagnostics import HealthWarning, LayerHealth
+from mlptrain.train.trainer import Trainer, schedule_params
+
+
+@dataclass
+class DryRun:
+    """The init check's rows and warnings, and the first step: its lr and the batch loss before and after."""
+
+    rows: list[LayerHealth]
+    warnings: list[dict[str, Any]]
+    lr: float
+    loss_before: float
+    loss_after: float  # nan when the step diverged
+    chance_loss: float  # log(classes): a constant guess
+    seconds: float  # set-up, init check and step (data loading not included)
+
+    @property
+    def verdict(self) -> str:
+        """One line: ready to train, or what to fix first."""
+        step = (f"one step at lr {self.lr:g}: batch loss {self.loss_before:.4f} -> {self.loss_after:.4f} "
+                f"(a constant guess: {self.chance_loss:.4f})")
+        if self.warnings:
+            codes = ", ".join(sorted({w["code"] for w in self.warnings}))
+            return f"verdict: fix before training: {len(self.warnings)} warning(s) ({codes}); {step}"
+        return f"verdict: ready to train: the init check passed; {step}"
+
+
+def dry_run(config: Config, data: Dataset) -> DryRun:
+    """Build the trainer for ``config`` (``config.init`` set), run the init check and one step on the first batch."""
+    started = time.perf_counter()
+    trainer = Trainer(config, data)
+    rows = trainer.check_init()
+    batch = trainer.shuffle_rng.permutation(trainer.split.train)[:config.batch_size]  # the run's first batch
+    lr = lr_at(config.lr_schedule, 0, schedule_params(config))
+    before = _batch_loss(trainer, batch)
+    try:
+        trainer.train_batch(batch, lr)
+        after = _batch_loss(trainer, batch)
+        if not math.isfinite(after):
+            raise trainer.diverged(1, f"the loss became {after} after the first step")
+    except DivergedError as exc:
+        trainer.add_warning(HealthWarning("diverged", 1, None, f"{exc}"))
+        after = math.nan
+    return DryRun(rows, trainer.progress.warnings, lr, before, after, math.log(data.n_classes),
+                  time.perf_counter() - started)
+
+
+def _batch_loss(trainer: Trainer, batch: np.ndarray) -> float:
+    x = gather_batch(trainer.data.train_images, batch, trainer.net.dtype)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        loss, _ = softmax_cross_entropy(forward(trainer.net, x).logits, trainer.data.train_labels[batch])
+    return loss

@@ -1,0 +1,155 @@
+"""The init-scale scan: the init check's gain product for U(-r, r) over a log grid of r, per activation.
+
+For every r the net is drawn as training would draw it (the config's init seed
+stream) and the probe batch goes forward once; ``diagnostics.gain_products`` is
+the product of the layer gains the init check reports, so a value here is the
+"total gain" ``fit --verbose`` would print for that init. The healthy band is
+where it stays within ``factor`` of 1. Each initializer of the table is placed
+at its equivalent r: the geometric mean over layers of its U(-r, r) limit
+(``sqrt(3)`` times its std), the single r whose product of layer scales is the
+same, which is what the gain product of a ReLU net depends on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mlptrain.config import Config
+from mlptrain.data.loading import Dataset
+from mlptrain.nn.activations import get_activation
+from mlptrain.nn.initializers import INITIALIZERS, get_initializer
+from mlptrain.nn.network import Network, init_network
+from mlptrain.train.diagnostics import gain_products
+from mlptrain.train.trainer import Trainer, initial_network, seed_streams
+
+Array = np.ndarray
+
+
+@dataclass
+class Curve:
+    """One activation: the gain product at each grid r, the healthy band(s), and each initializer's point."""
+
+    activation: str
+    gains: list[float]
+    bands: list[tuple[float, float]]  # (low r, high r), interpolated on the log-log curve
+    inits: dict[str, float] = field(default_factory=dict)  # initializer name -> gain product
+
+
+@dataclass
+class Scan:
+    sizes: list[int]
+    radii: list[float]
+    factor: float
+    curves: list[Curve]
+    init_radii: dict[str, float]  # initializer name -> equivalent r
+    yours: str  # the config's own init, e.g. "uniform r=0.01" or "he-normal"
+    yours_r: float  # its equivalent r
+    yours_gain: dict[str, float]  # activation -> gain product of the config's own initial net
+
+
+def log_grid(r_min: float, r_max: float, per_decade: int) -> list[float]:
+    """``per_decade`` points a decade from ``r_min`` to ``r_max`` (both included)."""
+    n = max(2, round(math.log10(r_max / r_min) * per_decade) + 1)
+    return [float(r) for r in np.geomspace(r_min, r_max, n)]
+
+
+def equivalent_r(sizes: list[int], init: str, init_range: float | None = None, init_std: float | None = None
+                 ) -> float:
+    """The geometric mean over layers of the initializer's U(-r, r) limit (``sqrt(3)`` std)."""
+    scheme = get_initializer(init)
+    stds = [scheme.std(i, o, init_range, init_std) for i, o in zip(sizes[:-1], sizes[1:])]
+    return math.sqrt(3.0) * math.exp(sum(math.log(s) for s in stds) / len(stds))
+
+
+def scan_init(config: Config, data: Dataset, activations: list[str], factor: float = 2.0,
+              radii: list[float] | None = None) -> Scan:
+    """The gain product over ``radii`` (default 1e-4..10, 4 a decade) for each activation and initializer."""
+    radii = radii or log_grid(1e-4, 10.0, 4)
+    trainer = Trainer(config, data)
+    x, _ = trainer.probe_batch()
+    sizes = trainer.net.sizes
+    names = [get_activation(a).name for a in activations]
+    # One net drawn per grid point and initializer, shared by the activations: the weights do not depend on it.
+    grid = [_gains(_draw(config, sizes, "uniform", r), names, x) for r in radii]
+    tables = [n for n, scheme in INITIALIZERS.items() if scheme.parameter is None]
+    inits = {n: _gains(_draw(config, sizes, n), names, x) for n in tables}
+    curves = []
+    for name in names:
+        gains = [point[name] for point in grid]
+        curves.append(Curve(name, gains, healthy_bands(radii, gains, factor), {n: inits[n][name] for n in tables}))
+    own = initial_network(config, data.n_inputs, data.n_classes)
+    return Scan(
+        sizes, radii, factor, curves,
+        {n: equivalent_r(sizes, n) for n in tables},
+        _describe(config), equivalent_r(sizes, config.init, config.init_range, config.init_std),
+        _gains(own, names, x),
+    )
+
+
+def _draw(config: Config, sizes: list[int], init: str, r: float | None = None) -> Network:
+    """The net ``init`` draws from the config's init stream (the activation is set later)."""
+    rng = np.random.default_rng(seed_streams(config.seed)[0])
+    return init_network(sizes, config.activation, get_initializer(init), rng, init_range=r,
+                        bias_init=config.bias_init, dtype=np.dtype(config.dtype))
+
+
+def _gains(net: Network, activations: list[str], x: Array) -> dict[str, float]:
+    return dict(zip(activations, gain_products([_with(net, name) for name in activations], x)))
+
+
+def _with(net: Network, activation: str) -> Network:
+    """The same weights with another activation (nothing is copied)."""
+    return dataclasses.replace(net, activation=get_activation(activation))
+
+
+def _describe(config: Config) -> str:
+    if config.init == "uniform":
+        return f"uniform r={config.init_range:g}"
+    if config.init == "normal":
+        return f"normal s={config.init_std:g}"
+    return str(config.init)
+
+
+def healthy_bands(radii: list[float], gains: list[float], factor: float) -> list[tuple[float, float]]:
+    """The r intervals where ``1/factor <= gain <= factor``, the curve taken log-log linear between grid points."""
+    bound = math.log(factor)
+    logs = [math.log(g) if 0 < g < math.inf else -math.inf if g <= 0 else math.inf for g in gains]
+    pieces = []
+    for i in range(len(radii) - 1):
+        t = _inside(logs[i], logs[i + 1], bound)
+        if t is not None:
+            lo, hi = (math.log(radii[i]) + u * (math.log(radii[i + 1]) - math.log(radii[i])) for u in t)
+            pieces.append((math.exp(lo), math.exp(hi)))
+    bands: list[tuple[float, float]] = []
+    for low, high in pieces:  # consecutive pieces that touch are one band
+        if bands and math.isclose(bands[-1][1], low):
+            bands[-1] = (bands[-1][0], high)
+        else:
+            bands.append((low, high))
+    return bands
+
+
+def _inside(a: float, b: float, bound: float) -> tuple[float, float] | None:
+    """The part ``(t0, t1)`` of [0, 1] where ``a + t (b - a)`` lies in [-bound, bound]; None: nowhere."""
+    if not (math.isfinite(a) and math.isfinite(b)):  # a gain of 0 or inf: only the finite end can be inside
+        ends = [t for t, v in ((0.0, a), (1.0, b)) if abs(v) <= bound]
+        return (ends[0], ends[0]) if ends else None
+    if a == b:
+        return (0.0, 1.0) if abs(a) <= bound else None
+    t1, t2 = (-bound - a) / (b - a), (bound - a) / (b - a)
+    low, high = max(0.0, min(t1, t2)), min(1.0, max(t1, t2))
+    return (low, high) if low <= high else None
+
+
+def band_position(bands: list[tuple[float, float]], r: float) -> str:
+    """``inside`` the band, or how far below/above it ``r`` lies."""
+    if any(low <= r <= high for low, high in bands):
+        return "inside"
+    if not bands:
+        return "no band on the grid"
+    low, high = bands[0][0], bands[-1][1]
+    return f"{low / r:.3g}x below the band" if r < low else f"{r / high:.3g}x above the band"
