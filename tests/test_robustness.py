@@ -410,7 +410,8 @@ NOT_OPTIONAL = [key for key, field in FIELDS.items() if not field.optional]
 def test_null_for_a_required_key_is_refused(runner: CliRunner, tmp_path: Path, key: str) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(f"{key}:\n")  # a bare key is null in YAML: the classic forgotten value
-    assert_refused(fit_with_config(runner, tmp_path, config), tmp_path, f"invalid {key} (from {config})", "None")
+    assert_refused(fit_with_config(runner, tmp_path, config), tmp_path, f"invalid {key} (from {config})",
+                   "got nothing (an empty value)")
 
 
 @pytest.mark.parametrize("text, key, shown", [
@@ -449,7 +450,7 @@ def test_unparseable_config_file(runner: CliRunner, tmp_path: Path, content: byt
 def test_config_that_is_a_directory_or_missing(runner: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "configs.d").mkdir()
     result = fit_with_config(runner, tmp_path, tmp_path / "configs.d")
-    assert_refused(result, tmp_path, "'--config'", "is a directory")
+    assert_refused(result, tmp_path, f"cannot read config file {tmp_path / 'configs.d'}", "Is a directory")
     result = fit_with_config(runner, tmp_path, tmp_path / "missing.yaml")
     assert_refused(result, tmp_path, f"cannot read config file {tmp_path / 'missing.yaml'}")
 
