@@ -740,7 +740,8 @@ def test_kill_9_mid_fit_then_resume_equals_an_uninterrupted_run(runner: CliRunne
     names = sorted(p.name for p in run.iterdir())
     visible = [name for name in names if not name.startswith(".")]
     assert visible == ["checkpoint.npz", "config.yaml", "diagnostics.json", "metrics.jsonl"], names
-    assert all(TEMP_FILE.match(name) for name in names if name.startswith(".")), names  # only atomic-write temps
+    assert ".lock" in names  # the dead owner's lock file stays; it must not block the resume below
+    assert all(TEMP_FILE.match(name) for name in names if name.startswith(".") and name != ".lock"), names
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert isinstance(config, dict) and config["epochs"] == KILL_EPOCHS and config["hidden"] == [8]
     text = (run / "metrics.jsonl").read_text()

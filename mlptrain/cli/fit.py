@@ -8,7 +8,14 @@ from typing import Any, Callable
 
 import click
 
-from mlptrain.cli.common import EXIT_GATE_FAILED, data_options, load_data, show_progress, threads_option
+from mlptrain.cli.common import (
+    EXIT_GATE_FAILED,
+    data_options,
+    load_data,
+    show_progress,
+    threads_option,
+    warn_if_unlocked,
+)
 from mlptrain.config import FIELDS, Config, Field
 from mlptrain.threads import blas_threads
 
@@ -79,6 +86,7 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
     else:
         config = _resolve_config(config_file, flags)
     data, directory = load_data(config.dataset, data_dir, mirror, quiet)
+    warn_if_unlocked()
     with blas_threads(threads) as n:
         summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume, threads=n)
     if strict and summary["warnings"]:
