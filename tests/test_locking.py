@@ -547,6 +547,11 @@ def test_readers_ignore_the_lock_file_of_a_running_run(tmp_path: Path, tiny: Pat
                               ).exit_code == 0
     with acquire(run, "run directory", "hint"):
         assert CliRunner().invoke(cli, ["inspect", str(run)]).exit_code == 0
+        (run / "summary.json").rename(run / "summary.away")
+        shown = CliRunner().invoke(cli, ["inspect", str(run)])
+        assert shown.exit_code == 0
+        assert f"status   incomplete: no summary.json (running now: process {os.getpid()} on {HOST})" in shown.stdout
+        (run / "summary.away").rename(run / "summary.json")
         assert CliRunner().invoke(cli, ["eval", str(run), "--dataset", str(tiny)]).exit_code == 0
     task, _ = one_task(tmp_path, tiny, epochs=1)
     task.run_dir.mkdir()
