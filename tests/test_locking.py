@@ -40,7 +40,8 @@ HOST = socket.gethostname()
 ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("MLPTRAIN_")}, "PYTHONWARNINGS": "ignore"}
 FIT = ["--hidden", "32", "--val-size", "100", "--batch-size", "16", "--init", "he-normal", "--threads", "1",
        "--quiet"]
-RUN_FILES = ["config.yaml", "metrics.jsonl", "summary.json", "weights.npz"]  # a finished run, nothing else
+# A finished run, nothing else (no .lock):
+RUN_FILES = ["config.yaml", "diagnostics.json", "metrics.jsonl", "state.npz", "summary.json", "weights.npz"]
 
 
 @pytest.fixture(autouse=True)
