@@ -44,7 +44,8 @@ NAME = "robust"  # the fake data set put into DATASETS
 FIT_TINY = ["--hidden", "8", "--epochs", "3", "--val-size", "30", "--batch-size", "32", "--lr", "0.1",
             "--init", "he-normal", "--threads", "1", "--quiet"]
 # A run directory's own temporary files (fsutil.atomic_write): ".<name>.<random>.tmp".
-TEMP_FILE = re.compile(r"^\.(checkpoint\.npz|metrics\.jsonl|config\.yaml|weights\.npz|summary\.json)\..+\.tmp$")
+TEMP_FILE = re.compile(
+    r"^\.(checkpoint\.npz|metrics\.jsonl|config\.yaml|weights\.npz|summary\.json|diagnostics\.json)\..+\.tmp$")
 
 
 @pytest.fixture(autouse=True)
