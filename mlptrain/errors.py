@@ -71,3 +71,13 @@ class SweepInterrupted(MlptrainError):
             "run the same command again to continue (finished trials are skipped, unfinished ones resume)"
         )
         self.exit_code = 143 if terminated else 130
+
+
+class RunDirInUse(RunDirError):
+    """Another live process holds the run or sweep directory's lock (exit status 2, like a taken --out)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, pid: object = None) -> None:
+        super().__init__(message)
+        self.pid = pid

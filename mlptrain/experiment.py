@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -26,6 +27,7 @@ from mlptrain.runs.extend import check_extendable, is_complete, keep_final_state
 from mlptrain.runs.files import (
     CHECKPOINT_FILE,
     EVAL_FILE,
+    RESUME_HINT,
     SUMMARY_FILE,
     WEIGHTS_FILE,
     class_names,
@@ -41,6 +43,7 @@ from mlptrain.runs.files import (
     write_json,
     write_metrics,
 )
+from mlptrain.runs.lock import DirLock, acquire
 from mlptrain.train.diagnostics import HealthWarning, LayerHealth
 from mlptrain.train.evaluate import Evaluation, evaluate
 from mlptrain.train.trainer import Trainer
@@ -57,20 +60,44 @@ class Reporter(Protocol):
 def run_fit(
     config: Config, data: Dataset, directory: Path, out: Path | None, reporter: Reporter,
     resume: Path | None = None, threads: int | None = None, command: str | None = None,
+    lock: DirLock | None = None,
 ) -> dict[str, Any]:
     """Train ``config`` on ``data`` into a new run directory (or continue ``resume``); returns the summary.
 
-    After every epoch the trainer's whole state goes to ``checkpoint.npz``
-    (atomically), then the metrics; an interrupted run continues from its last
-    checkpoint with ``resume`` and ends exactly as if it had never stopped. A
-    run whose loss or weights become NaN/inf keeps its last good epoch's
-    weights, records ``status: diverged`` and raises DivergedError. ``command`` is
-    recorded in the summary (default: this process's command line).
+    The run directory is locked for the whole run (RunDirInUse if another
+    process holds it); ``lock`` is a lock the caller already holds on it (a
+    sweep trial), which is left held. After every epoch the trainer's whole
+    state goes to ``checkpoint.npz`` (atomically), then the metrics; an
+    interrupted run continues from its last checkpoint with ``resume`` and ends
+    exactly as if it had never stopped. A run whose loss or weights become
+    NaN/inf keeps its last good epoch's weights, records ``status: diverged``
+    and raises DivergedError. ``command`` is recorded in the summary and the
+    lock (default: this process's command line).
     """
     started = time.time()
+    command = command or " ".join(["mlptrain", *sys.argv[1:]])
     trainer = Trainer(config, data)  # checks config against data before the directory exists
-    run_dir = _start(trainer, config, out, resume, reporter)
-    record = _Record(config, data, directory, run_dir, started, resume is not None, threads, command)
+    with _claim(config, out, resume, command, lock) as held:
+        run_dir = _start(trainer, config, held.directory, resume is not None, reporter)
+        record = _Record(config, data, directory, run_dir, started, resume is not None, threads, command)
+        return _train(trainer, record, reporter)
+
+
+def _claim(config: Config, out: Path | None, resume: Path | None, command: str,
+           lock: DirLock | None) -> AbstractContextManager[DirLock]:
+    """The lock on the run directory: a new one (``out``, or a fresh name), ``resume``'s, or the caller's."""
+    if lock is not None:
+        return nullcontext(lock)
+    if resume is None:
+        return create_run_dir(out, config.activation, _init_label(config), command=command)
+    if not resume.is_dir():
+        raise RunDirError(f"run directory {resume} does not exist")
+    return acquire(resume, "run directory", RESUME_HINT, command)  # _start checks the run again under it
+
+
+def _train(trainer: Trainer, record: _Record, reporter: Reporter) -> dict[str, Any]:
+    """The epochs, each checkpointed; then the weights and the summary."""
+    run_dir, config = record.run_dir, record.config
     try:
         while not trainer.finished:
             metrics = trainer.run_epoch(reporter.batch)
@@ -87,35 +114,35 @@ def run_fit(
     except KeyboardInterrupt as exc:  # the checkpoint on disk is whole: writes are atomic
         raise RunInterrupted(run_dir, trainer.progress.epoch, isinstance(exc, Terminated)) from None
     net = trainer.final_network()
-    save_weights(run_dir / WEIGHTS_FILE, net, _weights_meta(data))
-    summary = record.summary(trainer, "complete", evaluate(net, data.test_images, data.test_labels))
+    save_weights(run_dir / WEIGHTS_FILE, net, _weights_meta(record.data))
+    summary = record.summary(trainer, "complete", evaluate(net, record.data.test_images, record.data.test_labels))
     keep_final_state(run_dir)
     reporter.done(summary)
     return summary
 
 
-def _start(trainer: Trainer, config: Config, out: Path | None, resume: Path | None, reporter: Reporter) -> Path:
-    """Create the run directory and run the init check, or pick up a run where its checkpoint left it."""
-    if resume is None:
-        run_dir = create_run_dir(out, config.activation, _init_label(config))
+def _start(trainer: Trainer, config: Config, run_dir: Path, resumed: bool, reporter: Reporter) -> Path:
+    """Write the config and run the init check, or pick up a run where its checkpoint left it."""
+    if not resumed:
         write_config(run_dir, config.to_dict())
         reporter.init_health(trainer.check_init())
         _write_diagnostics(run_dir, trainer)
         _report_warnings(trainer, reporter)
         return run_dir
-    remove_stale_temporaries(resume)
-    if is_complete(resume):  # trained on for more epochs: only if that is the run --epochs N would give
-        check_extendable(resume, build_config(read_config(resume)), config)
-        reopen_for_more_epochs(resume, config)
-    saved = load_checkpoint(resume)
+    remove_stale_temporaries(run_dir)  # safe: we hold the lock, so no other writer has temporaries here
+    if is_complete(run_dir):  # trained on for more epochs: only if that is the run --epochs N would give
+        # Checked again here, under the lock: another process may have finished or trained on the run since.
+        check_extendable(run_dir, build_config(read_config(run_dir)), config)
+        reopen_for_more_epochs(run_dir, config)
+    saved = load_checkpoint(run_dir)
     if saved is None:
         trainer.check_init()  # cut before its first epoch: the run starts over in place
     else:
-        _restore(trainer, saved, resume)
+        _restore(trainer, saved, run_dir)
     trainer.new_warnings()  # already shown when they first happened
-    write_metrics(resume, trainer.progress.history)
-    _write_diagnostics(resume, trainer)
-    return resume
+    write_metrics(run_dir, trainer.progress.history)
+    _write_diagnostics(run_dir, trainer)
+    return run_dir
 
 
 def _write_diagnostics(run_dir: Path, trainer: Trainer) -> None:

@@ -44,7 +44,8 @@ NAME = "robust"  # the fake data set put into DATASETS
 FIT_TINY = ["--hidden", "8", "--epochs", "3", "--val-size", "30", "--batch-size", "32", "--lr", "0.1",
             "--init", "he-normal", "--threads", "1", "--quiet"]
 # A run directory's own temporary files (fsutil.atomic_write): ".<name>.<random>.tmp".
-TEMP_FILE = re.compile(r"^\.(checkpoint\.npz|metrics\.jsonl|config\.yaml|weights\.npz|summary\.json)\..+\.tmp$")
+TEMP_FILE = re.compile(
+    r"^\.(checkpoint\.npz|metrics\.jsonl|config\.yaml|weights\.npz|summary\.json|diagnostics\.json)\..+\.tmp$")
 
 
 @pytest.fixture(autouse=True)
@@ -741,7 +742,8 @@ def test_kill_9_mid_fit_then_resume_equals_an_uninterrupted_run(runner: CliRunne
     names = sorted(p.name for p in run.iterdir())
     visible = [name for name in names if not name.startswith(".")]
     assert visible == ["checkpoint.npz", "config.yaml", "diagnostics.json", "metrics.jsonl"], names
-    assert all(TEMP_FILE.match(name) for name in names if name.startswith(".")), names  # only atomic-write temps
+    assert ".lock" in names  # the dead owner's lock file stays; it must not block the resume below
+    assert all(TEMP_FILE.match(name) for name in names if name.startswith(".") and name != ".lock"), names
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert isinstance(config, dict) and config["epochs"] == KILL_EPOCHS and config["hidden"] == [8]
     text = (run / "metrics.jsonl").read_text()

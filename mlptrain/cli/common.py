@@ -79,6 +79,16 @@ def download_progress(quiet: bool):
     return progress
 
 
+def warn_if_unlocked() -> None:
+    """Say so when run directories cannot be locked (see docs/locking.md): then nothing keeps two writers apart."""
+    from mlptrain.runs.lock import unlocked_reason
+
+    reason = unlocked_reason()
+    if reason is not None:
+        click.echo(f"warning: run directories are not locked ({reason}); do not start two processes on one "
+                   "directory", err=True)
+
+
 def load_data(dataset: str, data_dir: Path, mirror: str | None, quiet: bool):
     """Locate (downloading if needed) and load a data set."""
     from mlptrain.data.loading import load_dataset, locate

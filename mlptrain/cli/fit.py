@@ -8,7 +8,14 @@ from typing import Any, Callable
 
 import click
 
-from mlptrain.cli.common import EXIT_GATE_FAILED, data_options, load_data, show_progress, threads_option
+from mlptrain.cli.common import (
+    EXIT_GATE_FAILED,
+    data_options,
+    load_data,
+    show_progress,
+    threads_option,
+    warn_if_unlocked,
+)
 from mlptrain.config import FIELDS, Config, Field
 from mlptrain.threads import blas_threads
 
@@ -89,6 +96,7 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
         with blas_threads(threads):
             _dry_run(config, data, strict)
         return
+    warn_if_unlocked()
     with blas_threads(threads) as n:
         summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume, threads=n)
     if strict and summary["warnings"]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mlptrain.cli.common import Failure, data_options, download_progress, show_progress
+from mlptrain.cli.common import Failure, data_options, download_progress, show_progress, warn_if_unlocked
 
 
 @click.command()
@@ -71,6 +71,7 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
     data_dirs = _sweep_data(plan, data_dir, mirror, quiet)
     click.echo(f"sweep: {plan.describe()} in {out}; on {executor.description}, "
                f"{threads} BLAS thread{'s' if threads != 1 else ''} per trial", err=True)
+    warn_if_unlocked()
     reporter = _SweepReporter(quiet)
     try:
         with executor:
@@ -132,7 +133,7 @@ class _SweepReporter:
 
 
 def _sweep_report(plan: Any, out: Path, outcome: Any, make_plot: bool) -> None:
-    """The table over seeds, where the results are, the plot; exit 1 when any trial failed."""
+    """The table over seeds, where the results are, the plot; exit 1 when any trial failed or was not recorded."""
     from mlptrain.sweep.results import RESULTS_CSV, RESULTS_JSONL, format_summary, group_over_seeds
 
     click.echo(format_summary(group_over_seeds(outcome.records, plan.varying), plan.varying))
@@ -142,7 +143,12 @@ def _sweep_report(plan: Any, out: Path, outcome: Any, make_plot: bool) -> None:
 
         for path in plot_sweep(out):
             click.echo(f"wrote {path}")
+    for record in outcome.owned:
+        click.echo(f"trial {record['trial']} not recorded: {record['error']}", err=True)
     failed = outcome.failed
+    if outcome.owned and not failed:
+        raise Failure(f"{len(outcome.owned)} of {len(plan.trials)} trials were being run by another process and are "
+                      f"not in {out / RESULTS_CSV}; run the same command again once it has finished", 1)
     if failed:
         first = failed[0]
         raise Failure(f"{len(failed)} of {len(plan.trials)} trials failed (first: {first['trial']}: "

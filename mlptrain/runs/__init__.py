@@ -1,8 +1,9 @@
-"""The run directory: its files (config, metrics, weights, checkpoints, summary) and reading a run back.
+"""The run directory: its files (config, metrics, weights, checkpoints, summary), its owner, reading a run back.
 
 ``files`` writes and reads every file of a run directory atomically and checks
-what it reads; ``report`` loads a whole run (finished or not) as a
-``RunRecord`` and formats it for ``mlptrain inspect``.
+what it reads; ``lock`` gives a run (or sweep) directory one owning process at
+a time; ``report`` loads a whole run (finished or not) as a ``RunRecord`` and
+formats it for ``mlptrain inspect``.
 
 May import: ``train``, ``nn``, ``data``, ``config``, and the foundation.
 """

@@ -5,11 +5,13 @@ Every file is written to a temporary name in the same directory and moved
 into place with ``os.replace``, so a crash never leaves a truncated file that
 looks complete. ``summary.json`` is written last: a run directory without it
 did not finish. ``weights.npz`` holds only plain arrays (no pickles), with the
-architecture stored beside the weights so ``eval`` needs nothing else.
+architecture stored beside the weights so ``eval`` needs nothing else. While
+a process writes the run it holds ``.lock`` (``runs.lock``); readers ignore it.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import zipfile
@@ -18,15 +20,18 @@ from typing import IO, Any, Callable
 
 import numpy as np
 
-from mlptrain.errors import ConfigError, RunDirError
+from mlptrain.errors import ConfigError, RunDirError, RunDirInUse
 from mlptrain.fsutil import atomic_write
 from mlptrain.nn.activations import get_activation
 from mlptrain.nn.network import Network
+from mlptrain.runs.lock import DirLock, claim_new_dir
 
 WEIGHTS_FORMAT = 1
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE = "config.yaml", "metrics.jsonl", "weights.npz"
 SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE = "summary.json", "eval.json", "checkpoint.npz"
 DIAGNOSTICS_FILE = "diagnostics.json"  # the init check and the warnings so far, kept current while the run trains
+NEW_RUN_HINT = "wait for it to finish, or choose another --out"
+RESUME_HINT = "wait for it to finish; only one process at a time may write a run"
 
 
 def _write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -61,30 +66,22 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
 
 
-def create_run_dir(out: Path | None, activation: str, init: str, root: Path = Path("runs")) -> Path:
-    """Make the run directory: ``out`` if given (must be new or empty), else a fresh
-    ``root/<timestamp>-<activation>-<init>``."""
-    if out is None:
-        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{activation}-{init}"
-        out = root / stem
-        suffix = 2
-        while out.exists():
-            out, suffix = root / f"{stem}-{suffix}", suffix + 1
-    make_new_dir(out, "run", "an empty directory")
-    return out
-
-
-def make_new_dir(path: Path, kind: str, expected: str) -> None:
-    """Create ``path`` (and parents) for a new run or sweep; it may exist only as an empty directory.
-
-    ConfigError (the user's ``--out`` is taken) names what it should have been; RunDirError if it cannot be made.
-    """
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ConfigError(f"--out {path} already exists and is not {expected}; choose a new --out")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunDirError(f"cannot create {kind} directory {path}: {exc.strerror or exc}") from None
+def create_run_dir(out: Path | None, activation: str, init: str, root: Path = Path("runs"),
+                   command: str | None = None) -> DirLock:
+    """Claim the run directory, held until the lock is released: ``out`` if given (it must be new or
+    empty), else a fresh ``root/<timestamp>-<activation>-<init>``."""
+    if out is not None:
+        return claim_new_dir(out, "run directory", "an empty directory", NEW_RUN_HINT, command)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{activation}-{init}"
+    for suffix in itertools.count(1):
+        candidate = root / (stem if suffix == 1 else f"{stem}-{suffix}")
+        if candidate.exists():
+            continue
+        try:
+            return claim_new_dir(candidate, "run directory", "an empty directory", NEW_RUN_HINT, command)
+        except (ConfigError, RunDirInUse):
+            continue  # another fit started in the same second took this name: take the next
+    raise AssertionError("unreachable")
 
 
 def save_weights(path: Path, net: Network, meta: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from mlptrain.errors import RunDirError
 from mlptrain.runs.files import DIAGNOSTICS_FILE, EVAL_FILE, METRICS_FILE, SUMMARY_FILE, read_config, read_json
+from mlptrain.runs.lock import holder
 
 # Per-layer statistics shown by inspect and health.png. ``signal`` and ``gain`` are what the warnings measure;
 # ``act_std`` is not shown: it includes the spread of the biases across units, so a layer whose output no longer
@@ -114,7 +115,11 @@ def _header(record: RunRecord) -> list[str]:
     init = c.get("init")
     init += f" (r={c['init_range']:g})" if c.get("init_range") else f" (std={c['init_std']:g})" if c.get(
         "init_std") else ""
-    status = "incomplete: no summary.json (interrupted or still running; resume with mlptrain fit --resume)"
+    status = "incomplete: no summary.json (interrupted; resume with mlptrain fit --resume)"
+    owner = holder(record.run_dir) if s is None else None
+    if owner is not None:
+        where = f"process {owner.get('pid', '?')} on {owner.get('host', '?')}"
+        status = f"incomplete: no summary.json (running now: {where})"
     if s is not None:
         status = f"{s['status']}: {s['stop_reason']}"
     lines = [

@@ -2,86 +2,63 @@
 
 Re-running skips trials whose run has a finished ``summary.json``, resumes
 those with a checkpoint, and redoes the rest. The trials themselves run on an
-``Executor`` (``sweep.executors``); each is ``sweep.trial.run_trial``.
+``Executor`` (``sweep.executors``); each is ``sweep.trial.run_trial``. One
+``mlptrain sweep`` at a time owns a sweep directory (its ``.lock``); each
+trial locks its own run directory.
 """
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mlptrain.config import build_config
-from mlptrain.errors import ConfigError, MlptrainError, RunDirError, SweepInterrupted, Terminated
-from mlptrain.runs.files import CONFIG_FILE, SUMMARY_FILE, make_new_dir, read_config, read_json, write_json, write_text
+from mlptrain.errors import ConfigError, MlptrainError, SweepInterrupted, Terminated
+from mlptrain.runs.files import read_json, write_json, write_text
+from mlptrain.runs.lock import DirLock, acquire, claim_new_dir
 from mlptrain.sweep.executors import Executor
-from mlptrain.sweep.results import (
-    FINISHED,
-    SPEC_COPY,
-    SWEEP_FILE,
-    failed_record,
-    record_from_summary,
-    write_results,
-)
-from mlptrain.sweep.spec import SweepPlan, Trial, sweep_record
-from mlptrain.sweep.trial import Record, TrialTask
+from mlptrain.sweep.results import OWNED, SPEC_COPY, SWEEP_FILE, write_results
+from mlptrain.sweep.spec import SweepPlan, sweep_record
+from mlptrain.sweep.trial import Record, TrialTask, finished_record
+
+SWEEP_HINT = "wait for that sweep to finish (or stop it), then run the same command again"
 
 
-def prepare_sweep_dir(plan: SweepPlan, sweep_dir: Path, spec_text: str) -> None:
-    """Create the sweep directory with ``sweep.json`` and a copy of the spec, or check it holds this sweep."""
+def prepare_sweep_dir(plan: SweepPlan, sweep_dir: Path, spec_text: str, command: str | None = None) -> DirLock:
+    """Lock the sweep directory, creating it with ``sweep.json`` and a copy of the spec, or checking it holds
+    this sweep; RunDirInUse if another ``mlptrain sweep`` holds it."""
     record = sweep_record(plan, spec_text)
     if (sweep_dir / SWEEP_FILE).exists():
-        old = read_json(sweep_dir / SWEEP_FILE)
-        if not isinstance(old, dict) or old.get("spec") != record["spec"] or old.get("trials") != record["trials"]:
-            raise ConfigError(f"{sweep_dir} holds another sweep (its {SWEEP_FILE} was made from a different spec); "
-                              "choose a new --out, or delete that directory to start over")
-        return
-    make_new_dir(sweep_dir, "sweep", "a sweep directory")
-    write_text(sweep_dir / SPEC_COPY, spec_text)
-    write_json(sweep_dir / SWEEP_FILE, record)  # last: a directory with sweep.json is a whole sweep directory
-
-
-def finished_record(trial: Trial, run_dir: Path) -> Record | None:
-    """The record of a trial that finished in an earlier invocation, reread from its ``summary.json``."""
-    path = run_dir / SUMMARY_FILE
-    if not path.is_file():
-        return None
-    summary = read_json(path)
-    if not isinstance(summary, dict) or summary.get("status") not in FINISHED:
-        return None
-    error = next((w["message"] for w in summary.get("warnings", []) if w.get("code") == "diverged"), None)
-    return record_from_summary(trial.name, trial.params, summary, error)
-
-
-def _resumable(trial: Trial, run_dir: Path) -> bool:
-    """Whether an unfinished run directory can be continued (True) or the trial starts afresh (False).
-
-    A directory without ``config.yaml`` was cut before its run began: only
-    temporary files can be in it, and it is emptied. One whose config differs
-    from the trial's is not ours to overwrite: RunDirError.
-    """
-    if not run_dir.exists():
-        return False
-    if not (run_dir / CONFIG_FILE).exists():
-        leftovers = [p for p in run_dir.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))]
-        if leftovers:
-            raise RunDirError(f"{run_dir} holds files that are not an mlptrain run; move them away and re-run")
-        shutil.rmtree(run_dir)
-        return False
-    stored = build_config(read_config(run_dir))
-    if stored != trial.config:
-        raise RunDirError(f"{run_dir} holds a run of another config; delete it to redo the trial {trial.name}")
-    return True
+        lock = acquire(sweep_dir, "sweep directory", SWEEP_HINT, command)
+    else:
+        lock = claim_new_dir(sweep_dir, "sweep directory", "a sweep directory", SWEEP_HINT, command)
+    try:
+        if (sweep_dir / SWEEP_FILE).exists():
+            old = read_json(sweep_dir / SWEEP_FILE)
+            if not isinstance(old, dict) or old.get("spec") != record["spec"] or old.get("trials") != record["trials"]:
+                raise ConfigError(f"{sweep_dir} holds another sweep (its {SWEEP_FILE} was made from a different "
+                                  "spec); choose a new --out, or delete that directory to start over")
+        else:
+            write_text(sweep_dir / SPEC_COPY, spec_text)
+            write_json(sweep_dir / SWEEP_FILE, record)  # last: a directory with sweep.json is a whole sweep directory
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 @dataclass
 class SweepOutcome:
-    """The records of every trial that finished, in the plan's order, and how many were run now."""
+    """The records of every trial that finished, in the plan's order, and how many were run now.
+
+    ``owned``: the records of trials another process was running (their run
+    directory was locked), which ended without a result here.
+    """
 
     records: list[Record]
     skipped: int
     ran: int
+    owned: list[Record] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Record]:
@@ -89,23 +66,24 @@ class SweepOutcome:
 
 
 def plan_tasks(plan: SweepPlan, sweep_dir: Path, data_dirs: dict[str, Path], threads: int,
-               command: str) -> tuple[dict[str, Record], list[TrialTask], dict[str, Record]]:
-    """Finished records (reread), tasks to run, and records of trials that cannot run (their directory is not ours)."""
-    done, tasks, broken = {}, [], {}
+               command: str) -> tuple[dict[str, Record], list[TrialTask]]:
+    """The records of trials finished earlier (reread) and the tasks of the rest.
+
+    Only a hint: each task decides again under its run directory's lock.
+    """
+    done, tasks = {}, []
     for trial in plan.trials:
         run_dir = sweep_dir / trial.name
         try:
-            finished = finished_record(trial, run_dir)
-            if finished is not None:
-                done[trial.name] = finished
-                continue
-            resume = _resumable(trial, run_dir)
-        except MlptrainError as exc:
-            broken[trial.name] = failed_record(trial.name, trial.params, str(exc), 0.0, threads)
+            finished = finished_record(trial.name, trial.params, run_dir)
+        except MlptrainError:
+            finished = None  # a damaged summary: the task reports it
+        if finished is not None:
+            done[trial.name] = finished
             continue
         tasks.append(TrialTask(trial.name, trial.params, trial.config, run_dir, data_dirs[trial.config.dataset],
-                               threads, resume, f"{command} (trial {trial.name})"))
-    return done, tasks, broken
+                               threads, f"{command} (trial {trial.name})"))
+    return done, tasks
 
 
 def run_sweep(plan: SweepPlan, sweep_dir: Path, spec_text: str, data_dirs: dict[str, Path], executor: Executor,
@@ -113,37 +91,60 @@ def run_sweep(plan: SweepPlan, sweep_dir: Path, spec_text: str, data_dirs: dict[
               on_record: Callable[[Record], None] | None = None) -> SweepOutcome:
     """Run every unfinished trial on ``executor``, keeping the results files current after each one.
 
-    ``on_start(finished, total)`` is called once the earlier trials are known;
-    ``on_record`` with each new record. Raises SweepInterrupted on Ctrl-C or
-    SIGTERM, with every finished trial recorded.
+    The sweep directory is locked throughout (one ``mlptrain sweep`` at a
+    time). ``on_start(finished, total)`` is called once the earlier trials are
+    known; ``on_record`` with each new record. Raises SweepInterrupted on
+    Ctrl-C or SIGTERM, with every finished trial recorded.
     """
-    prepare_sweep_dir(plan, sweep_dir, spec_text)
-    done, tasks, broken = plan_tasks(plan, sweep_dir, data_dirs, threads, command)
-    records = {**done, **broken}
-    order = [t.name for t in plan.trials]
+    with prepare_sweep_dir(plan, sweep_dir, spec_text, command):
+        done, tasks = plan_tasks(plan, sweep_dir, data_dirs, threads, command)
+        results = _Results(plan, sweep_dir, dict(done), on_record)
+        results.save()
+        if on_start is not None:
+            on_start(len(done), len(plan.trials))
+        try:
+            executor.run(tasks, results.add)
+        except KeyboardInterrupt as exc:
+            raise SweepInterrupted(sweep_dir, len(results.records), len(plan.trials),
+                                   isinstance(exc, Terminated)) from None
+        owned = results.settle_owned()
+        return SweepOutcome(results.ordered(), len(done), len(tasks), owned)
 
-    def save() -> None:
-        write_results(sweep_dir, plan.varying, [records[name] for name in order if name in records])
 
-    def record(result: Record) -> None:
+class _Results:
+    """The records so far, one per trial, and the results files that show them."""
+
+    def __init__(self, plan: SweepPlan, sweep_dir: Path, records: dict[str, Record],
+                 on_record: Callable[[Record], None] | None) -> None:
+        self.plan, self.sweep_dir, self.records, self.on_record = plan, sweep_dir, records, on_record
+        self.owned: dict[str, Record] = {}
+
+    def ordered(self) -> list[Record]:
+        return [self.records[t.name] for t in self.plan.trials if t.name in self.records]
+
+    def save(self) -> None:
+        write_results(self.sweep_dir, self.plan.varying, self.ordered())
+
+    def add(self, result: Record) -> None:
+        """Keep a trial's record; an ``interrupted`` or ``owned`` one is not a result and changes nothing."""
         if result["status"] == "interrupted":
-            return  # not a result: resumed next time
-        records[result["trial"]] = result
-        save()
-        if on_record is not None:
-            on_record(result)
+            return  # resumed next time
+        if result["status"] == OWNED:
+            self.owned[result["trial"]] = result  # the copy that holds the directory delivers the result
+            return
+        self.records[result["trial"]] = result  # keyed by trial: a second copy's record replaces, never adds
+        self.save()
+        if self.on_record is not None:
+            self.on_record(result)
 
-    save()
-    if on_start is not None:
-        on_start(len(done), len(plan.trials))
-    for result in broken.values():
-        if on_record is not None:
-            on_record(result)
-    try:
-        executor.run(tasks, record)
-    except KeyboardInterrupt as exc:
-        raise SweepInterrupted(sweep_dir, len(records), len(plan.trials), isinstance(exc, Terminated)) from None
-    return SweepOutcome([records[name] for name in order if name in records], len(done), len(tasks))
+    def settle_owned(self) -> list[Record]:
+        """Reread the trials other processes were running: those that finished meanwhile become rows."""
+        for trial in self.plan.trials:
+            if trial.name in self.owned and trial.name not in self.records:
+                finished = finished_record(trial.name, trial.params, self.sweep_dir / trial.name)
+                if finished is not None:
+                    self.add(finished)
+        return [r for name, r in self.owned.items() if name not in self.records]
 
 
 def data_names(plan: SweepPlan) -> list[str]:

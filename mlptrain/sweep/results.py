@@ -23,6 +23,7 @@ from mlptrain.sweep.spec import plain
 
 RESULTS_JSONL, RESULTS_CSV, SWEEP_FILE, SPEC_COPY = "results.jsonl", "results.csv", "sweep.json", "spec.yaml"
 FINISHED = ("complete", "diverged")  # a run directory with one of these in summary.json is not run again
+OWNED = "owned"  # the status of a trial copy that found another copy running it: not a result
 # The metric columns of a record: column -> (summary section, key in it).
 METRICS = {
     "final_val_acc": ("final", "val_acc"), "final_val_loss": ("final", "val_loss"),

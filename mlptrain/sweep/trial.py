@@ -4,7 +4,9 @@ Each trial is ``experiment.run_fit`` into its own run directory inside the
 sweep directory, with its BLAS thread count set explicitly, so a trial gives
 the same numbers wherever it runs. Workers get the data set's directory, not
 arrays. A trial that raises becomes a ``failed`` record; a diverged one is a
-result (``diverged``).
+result (``diverged``). The trial holds its run directory's lock while it
+decides what to do (skip, resume, start afresh) and while it trains, so a
+copy of it running at the same time cannot mix its files in.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mlptrain.config import Config
-from mlptrain.errors import DivergedError, MlptrainError, RunInterrupted
-from mlptrain.runs.files import SUMMARY_FILE, read_json
-from mlptrain.sweep.results import failed_record, record_from_summary
+from mlptrain.config import Config, build_config
+from mlptrain.errors import DivergedError, MlptrainError, RunDirError, RunDirInUse, RunInterrupted
+from mlptrain.runs.files import CONFIG_FILE, SUMMARY_FILE, read_config, read_json
+from mlptrain.runs.lock import LOCK_FILE, DirLock, acquire
+from mlptrain.sweep.results import FINISHED, OWNED, failed_record, record_from_summary
 
 Record = dict[str, Any]
 STOP_CHECK_SECONDS = 0.5  # how often a Dask trial asks whether the sweep was interrupted
+TRIAL_HINT = "another copy of this trial is running it (a Dask retry?); its record is the result"
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,6 @@ class TrialTask:
     run_dir: Path
     data_dir: Path  # the located data set directory; must be readable where the worker runs
     threads: int
-    resume: bool
     command: str
 
 
@@ -59,25 +62,21 @@ class _QuietReporter:
 def run_trial(task: TrialTask, should_stop: Callable[[], bool] | None = None) -> Record:
     """Train one trial (or continue it) and return its result record; never raises for a trial's own failure.
 
+    The trial's run directory is locked first, so a trial that runs twice at
+    once (Dask may run a task again when it loses a worker) has one writer:
+    the other copy returns an ``owned`` record, which is not a result. A copy
+    that starts after the trial finished returns the finished record, reread.
     A record with status ``interrupted`` means the sweep was stopped while the
     trial ran: it is not a result, and the next invocation resumes it.
     """
-    from mlptrain.data.loading import load_dataset
-    from mlptrain.experiment import run_fit
-    from mlptrain.threads import blas_threads
-
     started = time.time()
     if should_stop is not None and should_stop():  # queued when the sweep was stopped: leave it for next time
         return {"trial": task.name, "status": "interrupted"}
     try:
-        with blas_threads(task.threads) as n:
-            data = load_dataset(task.data_dir, task.config.dataset)
-            summary = run_fit(task.config, data, task.data_dir, None if task.resume else task.run_dir,
-                              _QuietReporter(should_stop), resume=task.run_dir if task.resume else None,
-                              threads=n, command=task.command)
-        return record_from_summary(task.name, task.params, summary)
-    except DivergedError as exc:  # a result of the study, with its own summary.json
-        return record_from_summary(task.name, task.params, read_json(task.run_dir / SUMMARY_FILE), str(exc))
+        with claim_trial_dir(task.run_dir, task.command) as lock:
+            return _finished_or_run(task, lock, should_stop)
+    except RunDirInUse as exc:
+        return {"trial": task.name, "status": OWNED, "error": str(exc)}
     except RunInterrupted:
         return {"trial": task.name, "status": "interrupted"}
     except MlptrainError as exc:
@@ -85,3 +84,64 @@ def run_trial(task: TrialTask, should_stop: Callable[[], bool] | None = None) ->
     except Exception as exc:  # noqa: BLE001 -- one trial's crash must not stop the sweep; it is recorded
         return failed_record(task.name, task.params, f"{type(exc).__name__}: {exc}", time.time() - started,
                              task.threads)
+
+
+def claim_trial_dir(run_dir: Path, command: str) -> DirLock:
+    """Lock a trial's run directory, creating it if needed; RunDirInUse if another copy holds it."""
+    try:
+        run_dir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
+    return acquire(run_dir, "run directory", TRIAL_HINT, command)
+
+
+def _finished_or_run(task: TrialTask, lock: DirLock, should_stop: Callable[[], bool] | None) -> Record:
+    """Under the trial's lock: the record of a run that already finished, or train (or resume) it now."""
+    from mlptrain.data.loading import load_dataset
+    from mlptrain.experiment import run_fit
+    from mlptrain.threads import blas_threads
+
+    finished = finished_record(task.name, task.params, task.run_dir)
+    if finished is not None:
+        return finished
+    resume = resumable(task.name, task.config, task.run_dir)
+    try:
+        with blas_threads(task.threads) as n:
+            data = load_dataset(task.data_dir, task.config.dataset)
+            summary = run_fit(task.config, data, task.data_dir, None if resume else task.run_dir,
+                              _QuietReporter(should_stop), resume=task.run_dir if resume else None,
+                              threads=n, command=task.command, lock=lock)
+        return record_from_summary(task.name, task.params, summary)
+    except DivergedError as exc:  # a result of the study, with its own summary.json
+        return record_from_summary(task.name, task.params, read_json(task.run_dir / SUMMARY_FILE), str(exc))
+
+
+def finished_record(name: str, params: dict[str, Any], run_dir: Path) -> Record | None:
+    """The record of a trial that finished earlier, reread from its ``summary.json``; None if it has not."""
+    path = run_dir / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    summary = read_json(path)
+    if not isinstance(summary, dict) or summary.get("status") not in FINISHED:
+        return None
+    error = next((w["message"] for w in summary.get("warnings", []) if w.get("code") == "diverged"), None)
+    return record_from_summary(name, params, summary, error)
+
+
+def resumable(name: str, config: Config, run_dir: Path) -> bool:
+    """Whether the unfinished run in ``run_dir`` can be continued (True) or the trial starts afresh (False).
+
+    Only under the trial's lock. A directory without ``config.yaml`` was cut
+    before its run began: only temporary files can be in it, and they go. One
+    whose config differs from the trial's is not ours to overwrite: RunDirError.
+    """
+    if not (run_dir / CONFIG_FILE).exists():
+        entries = [p for p in run_dir.iterdir() if p.name != LOCK_FILE]
+        if any(not (p.name.startswith(".") and p.name.endswith(".tmp")) for p in entries):
+            raise RunDirError(f"{run_dir} holds files that are not an mlptrain run; move them away and re-run")
+        for path in entries:
+            path.unlink(missing_ok=True)
+        return False
+    if build_config(read_config(run_dir)) != config:
+        raise RunDirError(f"{run_dir} holds a run of another config; delete it to redo the trial {name}")
+    return True
