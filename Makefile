@@ -1,13 +1,14 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make demo   create .venv, install mlptrain, download MNIST, train 3 epochs, evaluate
 #   make test   create .venv, install mlptrain with its test and dask extras, run the test suite
+# Docs: make docs (build the MkDocs site into site/, strict), make docs-gen (regenerate the generated pages).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EPOCHS ?= 3
 DEMO_RUN ?= runs/demo
 
-.PHONY: demo test lint bench bench-accuracy ab clean
+.PHONY: demo test lint docs docs-gen bench bench-accuracy ab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +49,21 @@ bench:
 
 lint: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet ruff
-	$(BIN)/ruff check mlptrain tests
+	$(BIN)/ruff check mlptrain tests scripts
+
+# The generated docs pages (docs/cli.md, the tables of docs/config.md and docs/data.md) from the code;
+# tests/test_docs.py fails when the committed ones are stale.
+docs-gen: $(VENV)/.installed
+	$(BIN)/python scripts/gen_docs.py
+
+# The docs site into site/ with the docs extra (MkDocs); --strict: a broken link or missing page fails.
+$(VENV)/.docs-installed: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(BIN)/python scripts/gen_docs.py --check
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache site

@@ -130,16 +130,23 @@ def lr_find(config_file: Path | None, out: Path, lr_low: float, lr_high: float, 
         mlptrain lr-find --optimizer adam --out lr-find-adam
         mlptrain lr-find --config configs/mnist-best.yaml --steps 500 --out lr-find-best
     """
-    from mlptrain.plots.tune import LR_FIND_FILE, plot_lr_find
-    from mlptrain.runs.files import make_new_dir, write_json
+    from mlptrain.runs.lock import claim_new_dir
     from mlptrain.tune.lrfind import check_range
-    from mlptrain.tune.lrfind import lr_find as range_test
 
     check_range(lr_low, lr_high, steps, smoothing, stop_factor)
     config, data = _setup(config_file, flags, data_dir, mirror, quiet)
-    make_new_dir(out, "lr-find", "an empty directory")
-    with blas_threads(threads), _StepBar(quiet, steps) as on_step:
-        result = range_test(config, data, lr_low, lr_high, steps, smoothing, stop_factor, on_step)
+    with claim_new_dir(out, "lr-find directory", "an empty directory", "choose a new --out"):
+        _lr_find_into(out, config, data, (lr_low, lr_high, steps, smoothing, stop_factor), threads, quiet)
+
+
+def _lr_find_into(out: Path, config: Any, data: Any, test: tuple, threads: int | None, quiet: bool) -> None:
+    """Run the range test and write lr-find.json and lr-find.png into ``out`` (claimed by the caller)."""
+    from mlptrain.plots.tune import LR_FIND_FILE, plot_lr_find
+    from mlptrain.runs.files import write_json
+    from mlptrain.tune.lrfind import lr_find as range_test
+
+    with blas_threads(threads), _StepBar(quiet, test[2]) as on_step:
+        result = range_test(config, data, *test, on_step)
     steep, low = result.steepest(), result.minimum_over_10()
     click.echo(f"stopped: {result.stop_reason}")
     if steep is None or low is None:

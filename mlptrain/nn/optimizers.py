@@ -207,10 +207,15 @@ class Adam:
         return {"m": self.m, "v": self.v}
 
 
+def _adamw(params: list[Array], hyper: Hyper) -> Adam:
+    """AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019); biases are not decayed."""
+    return Adam(params, hyper, decoupled=True)
+
+
 OPTIMIZERS: dict[str, Callable[[list[Array], Hyper], Optimizer]] = {
     "sgd": SGD,
     "adam": Adam,
-    "adamw": lambda params, hyper: Adam(params, hyper, decoupled=True),
+    "adamw": _adamw,
 }
 # Where the config's weight_decay goes: into the gradient as L2, or decoupled into the update.
 DECOUPLED_DECAY = {"adamw"}

@@ -24,18 +24,22 @@ class ScheduleParams:
 
 
 def _constant(t: int, n: int, p: ScheduleParams) -> float:
+    """lr, every epoch."""
     return p.lr
 
 
 def _step(t: int, n: int, p: ScheduleParams) -> float:
+    """lr * lr_gamma^(t // lr_step): lr times lr_gamma every lr_step epochs."""
     return p.lr * p.lr_gamma ** (t // p.lr_step)
 
 
 def _exponential(t: int, n: int, p: ScheduleParams) -> float:
+    """lr * lr_gamma^t: lr times lr_gamma every epoch."""
     return p.lr * p.lr_gamma**t
 
 
 def _cosine(t: int, n: int, p: ScheduleParams) -> float:
+    """lr_min + (lr - lr_min) (1 + cos(pi t / (n - 1))) / 2: from lr down to lr_min at the last epoch."""
     # Reaches lr_min at the last epoch (t = n - 1) rather than one epoch after it.
     progress = t / max(n - 1, 1)
     return p.lr_min + (p.lr - p.lr_min) * 0.5 * (1 + math.cos(math.pi * progress))
