@@ -23,6 +23,7 @@ import numpy as np
 
 from mlptrain.errors import ConfigError
 from mlptrain.nn.blas import add_into
+from mlptrain.nn.subnormals import FLUSH_EVERY, flush_subnormals, smallest_normal
 
 Array = np.ndarray
 
@@ -73,6 +74,13 @@ class Optimizer(Protocol):
 
     def state(self) -> dict[str, list[Array]]:
         """The optimizer's arrays by name, one list entry per parameter."""
+
+    def flush(self, params: list[Array]) -> None:
+        """Zero the subnormal entries of the state and of ``params`` (see nn.subnormals).
+
+        The trainer calls it after every epoch; an optimizer whose state decays every
+        step also flushes its state every ``FLUSH_EVERY`` steps.
+        """
 
 
 class SGD:
@@ -135,7 +143,11 @@ class SGD:
                 v += g
         if not self._scaled:
             self._unscaled_update(params, grads)
+            if self.momentum and self.steps % FLUSH_EVERY == 0:  # v *= mu every step: decays into subnormals
+                for v, g in zip(self.velocity, grads):
+                    flush_subnormals(v, None if accumulated else g)
             return
+        # The scaled u is multiplied only when folded, by s < 1e-3: a subnormal it holds is gone by the next fold.
         self._s *= self.momentum
         for p, u in zip(params, self.velocity):
             add_into(p, u, self._s)
@@ -160,6 +172,11 @@ class SGD:
         self.sync()
         return {"velocity": self.velocity}
 
+    def flush(self, params: list[Array]) -> None:
+        self.sync()
+        for x in (*self.velocity, *params):
+            flush_subnormals(x)
+
 
 class Adam:
     """Adam (Kingma & Ba 2015) with bias correction; AdamW adds decoupled weight decay.
@@ -174,8 +191,7 @@ class Adam:
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
         self.steps = 0
-        # The smallest normal float of the parameters' dtype (float32's if there are none).
-        self._tiny = float(np.finfo(params[0].dtype if params else np.float32).tiny)
+        self._tiny = smallest_normal(params[0].dtype if params else np.float32)
 
     def grad_scale(self, lr: float) -> float:
         return 1.0  # the update is not linear in the gradient
@@ -198,6 +214,7 @@ class Adam:
         # eps of the bias-corrected form m_hat / (sqrt(v_hat) + eps), kept a normal float: a tiny
         # --eps (1e-44) would otherwise round to 0 and give 0/0 where m and v are 0 (blank pixels).
         eps = max(self.eps * np.sqrt(1 - b2**t), self._tiny)
+        flush = t % FLUSH_EVERY == 0  # m *= b1, v *= b2 every step: entries with no gradient decay into subnormals
         for i, (p, g, m, v) in enumerate(zip(params, grads, self.m, self.v)):
             if self.decay and i % 2 == 0:  # even entries are weight matrices
                 p *= 1 - lr * self.decay
@@ -214,9 +231,16 @@ class Adam:
             np.divide(m, g, out=g)
             g *= step_size
             p -= g
+            if flush:
+                flush_subnormals(m, g)
+                flush_subnormals(v, g)
 
     def state(self) -> dict[str, list[Array]]:
         return {"m": self.m, "v": self.v}
+
+    def flush(self, params: list[Array]) -> None:
+        for x in (*self.m, *self.v, *params):
+            flush_subnormals(x)
 
 
 OPTIMIZERS: dict[str, Callable[[list[Array], Hyper], Optimizer]] = {
