@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 EPOCHS ?= 3
 DEMO_RUN ?= runs/demo
 
-.PHONY: demo test lint docs docs-gen bench bench-accuracy ab clean
+.PHONY: demo test lint docs docs-gen bench bench-accuracy bench-drift ab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ REV ?= HEAD
 HIDDEN ?= 256,256
 ab: $(VENV)/.installed
 	$(BIN)/python benchmarks/ab.py $(REV) --hidden $(HIDDEN) --data $(DATA_ROOT)/fashion-mnist
+
+# Epoch-time drift over a long run of each shipped best config, and the subnormal floats left in the
+# optimizer state (docs/numerics.md; 60 epochs of each take about 20 minutes on 2 idle cores):
+#   make bench-drift DRIFT_EPOCHS=6 DRIFT_THREADS=1
+DRIFT_EPOCHS ?= 60
+DRIFT_THREADS ?= 2
+bench-drift: $(VENV)/.installed
+	$(BIN)/python benchmarks/drift.py --data-root $(DATA_ROOT) --epochs $(DRIFT_EPOCHS) --threads $(DRIFT_THREADS)
 
 # Speed against PyTorch, scikit-learn, naive NumPy and the GEMM floor (about 25 minutes);
 # the references live in their own venv (.bench), never in mlptrain's dependencies.

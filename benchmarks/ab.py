@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
+import os
 import re
 import statistics
 import subprocess
@@ -106,8 +107,11 @@ def report(rev: str, hidden: list[int], times: dict[str, list[float]], same: boo
         q = statistics.quantiles(xs, n=4)
         return f"best {min(xs):.0f}  p25 {q[0]:.0f}  median {statistics.median(xs):.0f}"
 
+    from machine import cpu_model
+
     ratio = statistics.median(n / o for n, o in zip(times["new"], times["old"]))
-    return (f"{'-'.join(map(str, hidden))}, {len(times['new'])} rounds, µs per step\n"
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (f"{'-'.join(map(str, hidden))}, {len(times['new'])} rounds, µs per step ({cpu_model()}{load})\n"
             f"  {rev:>12}: {summary(times['old'])}\n"
             f"  {'this tree':>12}: {summary(times['new'])}\n"
             f"  paired median (this tree ÷ {rev}): {ratio:.3f}\n"

@@ -1,16 +1,7 @@
-"""What machine a benchmark ran on, for the headers of RESULTS.md and SPEED.md."""
+"""What machine a benchmark ran on, for the headers of RESULTS.md and SPEED.md (mlptrain.threads.cpu_model)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from mlptrain.threads import cpu_model
 
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ("unknown CPU" elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+__all__ = ["cpu_model"]

@@ -44,6 +44,7 @@ from mlptrain.runs.files import (
     write_metrics,
 )
 from mlptrain.runs.lock import DirLock, acquire
+from mlptrain.threads import cpu_model
 from mlptrain.train.diagnostics import HealthWarning, LayerHealth
 from mlptrain.train.evaluate import Evaluation, evaluate
 from mlptrain.train.trainer import Trainer
@@ -228,6 +229,7 @@ class _Record:
             "resumed": self.resumed,
             "wall_seconds": round(time.time() - self.started, 3),
             "blas_threads": self.threads,
+            "cpu_model": cpu_model(),  # epoch times depend on it: name it beside them
             "dataset": _dataset_record(self.data, self.directory),
             "versions": {
                 "mlptrain": __version__, "numpy": np.__version__, "blas_kernels": kernel_name(),

@@ -1,4 +1,4 @@
-"""How many threads the BLAS behind NumPy's matrix products may use.
+"""How many threads the BLAS behind NumPy's matrix products may use, and which CPU they run on.
 
 Left to itself, OpenBLAS starts one thread per core in every process; two
 such processes on one machine (a sweep, or tests beside a run) spin against
@@ -9,7 +9,10 @@ count: the cores this process may use, unless told otherwise.
 from __future__ import annotations
 
 import os
+import platform
+import subprocess
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 
@@ -29,3 +32,28 @@ def blas_threads(n: int | None) -> Iterator[int]:
     n = n or available_cores()
     with threadpool_limits(limits=n, user_api="blas"):
         yield n
+
+
+def cpu_model() -> str:
+    """The CPU's model name, e.g. 'AMD EPYC' ('unknown CPU' when the system does not say).
+
+    Speed depends on it (issue 15: subnormal floats cost far more on Intel than on AMD),
+    so run summaries and benchmarks record it beside every time they measure.
+    """
+    try:  # Linux: x86 says "model name"; ARM kernels may say "Model" or only "Hardware"
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        for key in ("model name", "Model", "Hardware", "cpu model"):
+            if fields.get(key):
+                return fields[key]
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        try:
+            done = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                  timeout=5)
+            if done.returncode == 0 and done.stdout.strip():
+                return done.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or "unknown CPU"

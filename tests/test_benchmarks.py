@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -39,4 +40,36 @@ def test_ab_mistakes_get_one_line_and_no_traceback(tmp_path: Path, case: str) ->
         "burst longer than the data": (["HEAD", "--burst", "2", "--hidden", "8", "--data", small], "lower --burst"),
     }[case]
     done = ab(*args)
+    assert done.returncode != 0 and expected in done.stderr and "Traceback" not in done.stderr
+
+
+def drift(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "drift.py"), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_drift_runs_a_short_version_of_each_config_and_reports_drift_and_subnormals(tmp_path: Path) -> None:
+    for name in ("mnist", "fashion-mnist"):
+        write_dataset(tmp_path / "data" / name, n_train=300, n_classes=3)
+    configs = []
+    for name, optimizer in (("mnist", "adamw"), ("fashion-mnist", "sgd")):
+        configs += ["--config", str(tmp_path / f"{name}.yaml")]
+        (tmp_path / f"{name}.yaml").write_text(f"dataset: {name}\nhidden: [8]\noptimizer: {optimizer}\n"
+                                               "lr: 0.01\nval_size: 50\nbatch_size: 16\ndropout: 0.2\n")
+    done = drift(*configs, "--epochs", "4", "--threads", "1", "--quiet", "--data-root", str(tmp_path / "data"),
+                 "--json", str(tmp_path / "drift.json"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("CPU: ") and "1 BLAS threads" in lines[0]
+    for line, name in zip(lines[1:], ("mnist", "fashion-mnist")):
+        assert line.startswith(f"{tmp_path / name}.yaml (4 epochs") and ", drift " in line
+        assert "subnormals at the end: 0 of " in line and ", 0 in the parameters" in line
+    results = json.loads((tmp_path / "drift.json").read_text())["results"]
+    assert [len(r["seconds"]) for r in results] == [4, 4] and all(r["drift"] > 0 for r in results)
+
+
+@pytest.mark.parametrize("args, expected", [(["--epochs", "3"], "--epochs must be at least 4"),
+                                            (["--epochs", "4", "--data-root", "/nonexistent"], "drift.py: ")])
+def test_drift_mistakes_get_one_line_and_no_traceback(args: list[str], expected: str) -> None:
+    done = drift(*args, "--quiet")
     assert done.returncode != 0 and expected in done.stderr and "Traceback" not in done.stderr

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -131,3 +134,88 @@ def test_a_plain_openblas_says_its_index_width_in_its_config(config: bytes, expe
 
 def test_a_library_without_known_symbols_gives_no_kernels() -> None:
     assert blas._load(SimpleNamespace()) is None
+
+
+# --- the guards: what BLAS cannot take as it is goes to NumPy (issue 21) ---------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_big_endian_arrays_are_computed_on_their_values_not_their_bytes(route: str, dtype) -> None:
+    a, b, out = (x.astype(np.dtype(dtype).newbyteorder(">")) for x in arrays(dtype))
+    expected = 0.5 * out.astype(dtype) + a.astype(dtype).T @ b.astype(dtype)
+    blas.accumulate_product(a, b, out, 0.5)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    target, addend = (np.arange(10_000, dtype=np.dtype(dtype).newbyteorder(">")) for _ in range(2))
+    blas.add_into(target, addend, 2.0)
+    np.testing.assert_array_equal(target, 3.0 * np.arange(10_000))
+
+
+def test_a_read_only_output_raises_as_numpy_does(route: str) -> None:
+    a, b, out = arrays(np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        blas.accumulate_product(a, b, out, 1.0)
+    target = np.zeros(10_000, np.float32)
+    target.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        blas.add_into(target, np.ones(10_000, np.float32))
+    assert not target.any()
+    np.testing.assert_array_equal(out, list(arrays(np.float32))[2])  # nothing written
+
+
+MEMMAP_CHILD = """
+import sys
+import numpy as np
+from mlptrain.nn import blas
+np.ones(10_000, np.float32).tofile(sys.argv[1])
+target = np.memmap(sys.argv[1], dtype=np.float32, mode="r")
+try:
+    blas.add_into(target, np.ones(10_000, np.float32))
+except ValueError as exc:
+    print(exc)
+"""
+
+
+def test_a_read_only_memmap_raises_instead_of_crashing_the_process(tmp_path: Path) -> None:
+    """In a child process: a segmentation fault there fails this test instead of ending the suite."""
+    done = subprocess.run([sys.executable, "-c", MEMMAP_CHILD, str(tmp_path / "ones.f32")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr}"
+    assert "read-only" in done.stdout
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "ones.f32", np.float32), np.ones(10_000, np.float32))
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5])
+def test_an_output_overlapping_an_input_gets_the_value_of_the_inputs_before_the_call(route: str, beta: float) -> None:
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((64, 64)).astype(np.float32)
+    expected = beta * a + a.T @ a
+    blas.accumulate_product(a, a, a, beta)
+    np.testing.assert_allclose(a, expected, rtol=1e-5, atol=1e-4)
+    x = rng.standard_normal(20_000).astype(np.float32)
+    expected = x[:10_000] + 2.0 * x[5_000:15_000]
+    blas.add_into(x[:10_000], x[5_000:15_000], 2.0)  # overlapping views of one array
+    np.testing.assert_allclose(x[:10_000], expected, rtol=1e-6)
+
+
+def test_sizes_beyond_the_bound_index_type_go_through_numpy(monkeypatch) -> None:
+    """A 32-bit-index OpenBLAS would wrap sizes >= 2**31; here the bound is lowered to see the route taken."""
+    kernels = blas._kernels()
+    if kernels is None:
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS mlptrain knows how to call")
+    calls = []
+
+    def spy(table):
+        return {c: (lambda *args, f=f: calls.append(args) or f(*args)) for c, f in table.items()}
+
+    small = blas._Kernels(spy(kernels.gemm), spy(kernels.axpy), max_index=64)
+    monkeypatch.setattr(blas, "_kernels", lambda: small)
+    a, b, out = arrays(np.float32, k=9, m=70, n=65)  # 70 > 64
+    expected = out + a.T @ b
+    blas.accumulate_product(a, b, out, 1.0)
+    blas.add_into(np.zeros(10_000, np.float32), np.ones(10_000, np.float32))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert calls == []
+    blas.accumulate_product(*arrays(np.float32, k=9, m=60, n=50), 1.0)  # fits: BLAS takes it
+    assert len(calls) == 1
+    assert kernels.max_index in (2**31 - 1, 2**63 - 1)

@@ -15,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from mlptrain.cli import cli
+from mlptrain.threads import cpu_model
 
 from synthetic import write_dataset
 
@@ -71,6 +72,7 @@ def test_fit_writes_a_complete_run_and_eval_agrees(runner: CliRunner, tiny: Path
     assert summary["status"] == "complete" and summary["epochs_run"] == 3
     assert summary["dataset"]["n_classes"] == 3 and len(summary["dataset"]["sha256"]) == 4
     assert {"numpy", "blas_kernels"} <= summary["versions"].keys() and summary["seed"] == 0
+    assert summary["cpu_model"] == cpu_model() and summary["cpu_model"]  # times are only comparable on one CPU
     with np.load(out / "weights.npz", allow_pickle=False) as npz:
         assert npz["W0"].shape == (64, 16) and str(npz["activation"]) == "relu"
 

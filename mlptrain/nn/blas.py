@@ -14,7 +14,9 @@ one core.
 Both are called through ctypes in the OpenBLAS that NumPy itself links
 (found with threadpoolctl, the library mlptrain already uses to set the BLAS
 threads). Anything else (another BLAS, an unknown symbol scheme, arrays that
-are not C-contiguous float32/float64) takes the NumPy route, which computes
+are not C-contiguous native-endian float32/float64, an output that is
+read-only or overlaps an input, sizes the library's index type cannot hold)
+takes the NumPy route, which computes
 the same values up to the rounding of a sum's order. A self-check against
 NumPy decides, once per process, whether the BLAS route is used at all.
 """
@@ -41,6 +43,7 @@ class _Kernels:
 
     gemm: dict[str, Callable[..., None]]
     axpy: dict[str, Callable[..., None]]
+    max_index: int  # the largest size the bound integer type holds (2**31 - 1 for a 32-bit OpenBLAS)
 
 
 def accumulate_product(a: Array, b: Array, out: Array | None, beta: float = 0.0) -> Array:
@@ -56,14 +59,19 @@ def accumulate_product(a: Array, b: Array, out: Array | None, beta: float = 0.0)
     kernels = _kernels()
     k, m = a.shape
     n = b.shape[1]
-    if kernels is None or b.shape[0] != k or out.shape != (m, n) or not _blas_ready(out.dtype, a, b, out):
-        if beta != 1.0:  # NumPy's way (and its error for shapes that do not fit)
+    addresses = None
+    if kernels is not None and b.shape[0] == k and out.shape == (m, n) and max(m, n, k) <= kernels.max_index:
+        addresses = _blas_addresses(out, a, b)
+    if addresses is None:
+        product = a.T @ b  # first: out may overlap a or b (NumPy's way, and its error for shapes that do not fit)
+        if beta != 1.0:
             out *= beta
-        out += a.T @ b
+        out += product
         return out
     # Sizes go in as Python ints: the bound argtypes convert them to the library's index type.
-    kernels.gemm[out.dtype.char](_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, 1.0, _address(a), m,
-                                 _address(b), n, beta, _address(out), n)
+    c, a_address, b_address = addresses
+    kernels.gemm[out.dtype.char](_ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k, 1.0, a_address, m,
+                                 b_address, n, beta, c, n)
     return out
 
 
@@ -75,11 +83,15 @@ def add_into(target: Array, addend: Array, alpha: float = 1.0) -> None:
     where NumPy rounds twice, so the two routes can differ in the last bit.
     """
     kernels = _kernels()
-    if (kernels is None or target.size < _MIN_AXPY or addend.shape != target.shape
-            or not _blas_ready(target.dtype, addend, target)):
+    addresses = None
+    if (kernels is not None and _MIN_AXPY <= target.size <= kernels.max_index
+            and addend.shape == target.shape):
+        addresses = _blas_addresses(target, addend)
+    if addresses is None:
         target += addend if alpha == 1.0 else alpha * addend
         return
-    kernels.axpy[target.dtype.char](target.size, alpha, _address(addend), 1, _address(target), 1)
+    y, x = addresses
+    kernels.axpy[target.dtype.char](target.size, alpha, x, 1, y, 1)
 
 
 def _address(x: Array) -> int:
@@ -93,14 +105,41 @@ def _address(x: Array) -> int:
         return x.ctypes.data
 
 
-def _blas_ready(dtype: np.dtype, *arrays: Array) -> bool:
-    """Whether BLAS can take ``arrays`` as they are: float32/float64, all of ``dtype``, C-contiguous, aligned."""
-    if dtype.char not in _TYPES:
-        return False
-    for x in arrays:
+def _blas_addresses(out: Array, *inputs: Array) -> tuple[int, ...] | None:
+    """The data addresses of ``out`` and ``inputs`` if BLAS can take them as they are, else None.
+
+    As they are: float32/float64 in the machine's byte order, all of ``out``'s
+    dtype, C-contiguous and aligned; ``out`` writable; no input overlapping
+    ``out`` (BLAS would read what it has already written). Anything else is
+    NumPy's to do, and NumPy raises where it should (a read-only ``out``).
+    """
+    dtype = out.dtype
+    if dtype.char not in _TYPES or not dtype.isnative:
+        return None
+    for x in (out, *inputs):
         if x.dtype != dtype or not x.flags.c_contiguous or not x.flags.aligned:
-            return False
-    return True
+            return None
+    start = _writable_address(out)
+    if start is None:
+        return None
+    end = start + out.nbytes
+    addresses = [start]
+    for x in inputs:
+        # Both are contiguous, so each occupies [address, address + nbytes): a bounds test is exact,
+        # and costs two comparisons where np.shares_memory costs a microsecond a call.
+        address = _address(x)
+        if address < end and start < address + x.nbytes:
+            return None
+        addresses.append(address)
+    return tuple(addresses)
+
+
+def _writable_address(x: Array) -> int | None:
+    """Where ``x``'s data starts, or None if it may not be written (read-only, a read-only memmap) or is empty."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(x))  # asks for a writable buffer
+    except (TypeError, ValueError):
+        return None
 
 
 def kernel_name() -> str:
@@ -155,7 +194,7 @@ def _load(lib: ctypes.CDLL) -> _Kernels | None:
                 for c, (blas, scalar) in _TYPES.items()}
         axpy = {c: _bind(lib, f"{prefix}{blas}axpy{suffix}", int_type, scalar, gemm=False)
                 for c, (blas, scalar) in _TYPES.items()}
-        return _Kernels(gemm, axpy)
+        return _Kernels(gemm, axpy, 2 ** (8 * ctypes.sizeof(int_type) - 1) - 1)
     return None
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from mlptrain.errors import ConfigError
 from mlptrain.nn.blas import add_into
+from mlptrain.nn.subnormals import FLUSH_EVERY, flush_subnormals, smallest_normal
 
 Array = np.ndarray
 
@@ -74,6 +75,13 @@ class Optimizer(Protocol):
     def state(self) -> dict[str, list[Array]]:
         """The optimizer's arrays by name, one list entry per parameter."""
 
+    def flush(self, params: list[Array]) -> None:
+        """Zero the subnormal entries of the state and of ``params`` (see nn.subnormals).
+
+        The trainer calls it after every epoch; an optimizer whose state decays every
+        step also flushes its state every ``FLUSH_EVERY`` steps.
+        """
+
 
 class SGD:
     """Minibatch SGD with momentum: ``v = mu v - lr g; p += v``.
@@ -89,15 +97,22 @@ class SGD:
     ``sync`` folds ``s`` back into ``u``: the trainer calls it after every
     epoch, ``state()`` calls it, and a step calls it once ``s`` falls below
     ``SYNC_BELOW``, long before ``u`` could grow out of float32's range.
+
+    The scaled form needs ``mu >= SCALED_FROM``: for a smaller ``mu`` it would
+    fold at least every third step (no cheaper than folding ``mu`` into the
+    product every step), and for ``mu`` near float32's smallest values the
+    factor ``-lr / (mu s)`` overflows. Below it, the backward pass accumulates
+    ``v = mu v - lr g`` with ``beta = mu``: the textbook update, for any ``mu``.
     """
 
     SYNC_BELOW = 1e-3  # u is then at most ~1000x v
+    SCALED_FROM = 0.1
 
     def __init__(self, params: list[Array], hyper: Hyper) -> None:
         self.momentum, self.nesterov = hyper.momentum, hyper.nesterov
         self.velocity = [np.zeros_like(p) for p in params]
         self.steps = 0
-        self._scaled = self.momentum > 0 and not self.nesterov
+        self._scaled = self.momentum >= self.SCALED_FROM and not self.nesterov
         self._s = 1.0  # the velocity is self._s * self.velocity
 
     def grad_scale(self, lr: float) -> float:
@@ -106,10 +121,11 @@ class SGD:
 
     def accumulator(self) -> tuple[list[Array], float] | None:
         # u += -lr g / s is a product accumulated with beta 1 (BLAS then skips its pass over the output);
-        # without momentum the product overwrites (beta 0); Nesterov's step needs g on its own.
+        # a small momentum accumulates v = mu v - lr g (beta mu); without momentum the product
+        # overwrites (beta 0); Nesterov's step needs g on its own.
         if self.nesterov:
             return None
-        return self.velocity, 1.0 if self._scaled else 0.0
+        return self.velocity, 1.0 if self._scaled else self.momentum
 
     def step(
         self, params: list[Array], grads: list[Array], lr: float, prescaled: bool = False, accumulated: bool = False
@@ -127,7 +143,11 @@ class SGD:
                 v += g
         if not self._scaled:
             self._unscaled_update(params, grads)
+            if self.momentum and self.steps % FLUSH_EVERY == 0:  # v *= mu every step: decays into subnormals
+                for v, g in zip(self.velocity, grads):
+                    flush_subnormals(v, None if accumulated else g)
             return
+        # The scaled u is multiplied only when folded, by s < 1e-3: a subnormal it holds is gone by the next fold.
         self._s *= self.momentum
         for p, u in zip(params, self.velocity):
             add_into(p, u, self._s)
@@ -152,6 +172,11 @@ class SGD:
         self.sync()
         return {"velocity": self.velocity}
 
+    def flush(self, params: list[Array]) -> None:
+        self.sync()
+        for x in (*self.velocity, *params):
+            flush_subnormals(x)
+
 
 class Adam:
     """Adam (Kingma & Ba 2015) with bias correction; AdamW adds decoupled weight decay.
@@ -166,6 +191,7 @@ class Adam:
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
         self.steps = 0
+        self._tiny = smallest_normal(params[0].dtype if params else np.float32)
 
     def grad_scale(self, lr: float) -> float:
         return 1.0  # the update is not linear in the gradient
@@ -185,7 +211,10 @@ class Adam:
         t = self.steps
         b1, b2 = self.beta1, self.beta2
         step_size = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
-        eps = self.eps * np.sqrt(1 - b2**t)  # eps of the bias-corrected form m_hat / (sqrt(v_hat) + eps)
+        # eps of the bias-corrected form m_hat / (sqrt(v_hat) + eps), kept a normal float: a tiny
+        # --eps (1e-44) would otherwise round to 0 and give 0/0 where m and v are 0 (blank pixels).
+        eps = max(self.eps * np.sqrt(1 - b2**t), self._tiny)
+        flush = t % FLUSH_EVERY == 0  # m *= b1, v *= b2 every step: entries with no gradient decay into subnormals
         for i, (p, g, m, v) in enumerate(zip(params, grads, self.m, self.v)):
             if self.decay and i % 2 == 0:  # even entries are weight matrices
                 p *= 1 - lr * self.decay
@@ -202,9 +231,16 @@ class Adam:
             np.divide(m, g, out=g)
             g *= step_size
             p -= g
+            if flush:
+                flush_subnormals(m, g)
+                flush_subnormals(v, g)
 
     def state(self) -> dict[str, list[Array]]:
         return {"m": self.m, "v": self.v}
+
+    def flush(self, params: list[Array]) -> None:
+        for x in (*self.m, *self.v, *params):
+            flush_subnormals(x)
 
 
 def _adamw(params: list[Array], hyper: Hyper) -> Adam:

@@ -224,6 +224,8 @@ class Trainer:
         before = [w.copy() for w in self.net.weights]
         epoch = self.progress.epoch + 1
         train_loss, train_acc = self._train_epoch(order, lr, on_batch)
+        # Entries that decayed below float32's smallest normal would slow every later epoch (nn.subnormals).
+        self.optimizer.flush(self.net.parameters())
         self._check_finite(epoch)
         metrics: Metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
         if len(self.split.val):
