@@ -3,7 +3,7 @@
 The parts, bottom to top; each may import only the parts below it
 (``tests/test_layout.py`` checks this on every import statement):
 
-    errors, fsutil, threads   the foundation: domain errors, atomic writes, BLAS thread limits
+    errors, fsutil, threads   the foundation: domain errors, atomic writes, BLAS thread limits and the CPU model
     nn, data                  the maths (one forward/backward core) and the data pipeline; independent
     config                    the training config: one table of keys, validated
     configfile                config files: strict YAML reading, and the configs shipped in mlptrain/configs
