@@ -10,7 +10,7 @@ Fashion-MNIST unless ``--data`` says otherwise), and runs ``--rounds``
 rounds, after one untimed burst each; in each round, both train one burst
 of ``--burst`` steps on the same batches (who goes first alternates). It prints the best, p25 and median µs
 per step of each side and the median over rounds of new ÷ old, the measure
-the README's A/B numbers use. It also says whether the two stayed bit for
+docs/performance.md's A/B numbers use. It also says whether the two stayed bit for
 bit equal: the loss and accuracy of every burst, and the weights at the end.
 
     python benchmarks/ab.py HEAD~1                       # working tree against the previous commit

@@ -37,7 +37,7 @@ CONFIGS = ROOT / "configs"
 ENTRIES: dict[str, tuple[str, list[str]]] = {
     "mnist-best": ("mnist", ["--config", str(CONFIGS / "mnist-best.yaml")]),
     "fashion-best": ("fashion-mnist", ["--config", str(CONFIGS / "fashion-best.yaml")]),
-    # Candidates tried against mnist-best on the validation split (see the README on how it was chosen).
+    # Candidates tried against mnist-best on the validation split (see docs/results.md on how it was chosen).
     "mnist-candidate-dropout0.3": ("mnist", ["--config", str(CONFIGS / "mnist-best.yaml"), "--dropout", "0.3"]),
     "mnist-candidate-maxnorm": ("mnist", ["--config", str(CONFIGS / "mnist-best.yaml"), "--dropout", "0.4",
                                           "--max-norm", "3"]),

@@ -1,7 +1,7 @@
 """Robustness through the CLI: faulty mirrors, concurrent and offline caches, unwritable data
 directories, hostile config files, damaged run directories, and a ``kill -9`` in the middle of ``fit``.
 
-Each test checks the promise of the README's "Exit statuses" section: the right status, one
+Each test checks the promise of the exit statuses in docs/index.md and README.md: the right status, one
 ``Error: …`` line that names the culprit, no traceback, and nothing half-written left behind.
 Each case here once found a gap (null hidden, duplicate keys, ``1e-3`` in YAML, absurd widths,
 wrong-shaped run files, mistyped checkpoint state, temp files left by kill -9); all are fixed.

@@ -311,7 +311,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def dask_scheduler(tmp_path: Path) -> Iterator[str]:
-    """`dask scheduler` and `dask worker` started by hand on loopback, as the README says."""
+    """`dask scheduler` and `dask worker` started by hand on loopback, as docs/sweeps.md says."""
     pytest.importorskip("distributed")
     address = f"tcp://127.0.0.1:{_free_port()}"
     bin_dir = Path(sys.executable).parent

@@ -148,7 +148,7 @@ class DaskExecutor:
 
             # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 to hand memory back sooner; it also
             # turns off glibc's adaptive mmap threshold, and every large temporary array then costs fresh pages:
-            # trials ran ~35% slower. Our own cluster does without it (see README for workers started by hand).
+            # trials ran ~35% slower. Our own cluster does without it (see docs/sweeps.md for workers started by hand).
             with _children_ignore_sigint(), dask.config.set({NANNY_MALLOC_TRIM: None}):
                 cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                                    host="127.0.0.1", dashboard_address="127.0.0.1:0",

@@ -27,7 +27,7 @@ from mlptrain.train.advice import SCALE_CODES, Context, advise, describe_cause
 
 Array = np.ndarray
 
-# Thresholds, and why they sit where they do (see the README's diagnostics section).
+# Thresholds, and why they sit where they do (see docs/diagnostics.md, the warning table).
 SIGNAL_FACTOR = 10.0  # across the whole net: a healthy He/Glorot net stays within ~2x of its input's signal
 DEAD_SHARE = 0.5  # a ReLU layer with most units never active cannot recover them by gradient descent
 SATURATED_SHARE = 0.5  # half the logistic/tanh outputs pinned near their bounds: their slope is ~0
