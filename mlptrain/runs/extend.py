@@ -23,10 +23,8 @@ from pathlib import Path
 from mlptrain.config import Config
 from mlptrain.errors import ConfigError
 from mlptrain.nn.schedules import lr_at
-from mlptrain.runs.files import CHECKPOINT_FILE, SUMMARY_FILE, read_json, write_config
+from mlptrain.runs.files import CHECKPOINT_FILE, STATE_FILE, SUMMARY_FILE, read_json, write_config
 from mlptrain.train.trainer import schedule_params
-
-STATE_FILE = "state.npz"
 
 
 def is_complete(run_dir: Path) -> bool:

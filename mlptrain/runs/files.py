@@ -30,6 +30,7 @@ WEIGHTS_FORMAT = 1
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE = "config.yaml", "metrics.jsonl", "weights.npz"
 SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE = "summary.json", "eval.json", "checkpoint.npz"
 DIAGNOSTICS_FILE = "diagnostics.json"  # the init check and the warnings so far, kept current while the run trains
+STATE_FILE = "state.npz"  # a finished run's last training state, for fit --resume RUN --epochs N (runs/extend.py)
 NEW_RUN_HINT = "wait for it to finish, or choose another --out"
 RESUME_HINT = "wait for it to finish; only one process at a time may write a run"
 
@@ -148,7 +149,8 @@ def load_checkpoint(run_dir: Path) -> dict[str, np.ndarray] | None:
 def remove_stale_temporaries(run_dir: Path) -> None:
     """Delete the temporary files a killed writer left (``.<file>.<random>.tmp``); only for a run
     being resumed, which has no other writer."""
-    for name in (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE):
+    for name in (CONFIG_FILE, METRICS_FILE, DIAGNOSTICS_FILE, WEIGHTS_FILE, SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE,
+                 STATE_FILE):
         for stale in run_dir.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
 
