@@ -130,11 +130,6 @@ def _layer_health(net: Network, x: Array, labels: Array) -> tuple[list[LayerHeal
     return rows, trace.logits
 
 
-def suggested_range(fan_in: int, family: str) -> float:
-    """r of U(-r, r) that keeps the variance: He for the ReLU family, LeCun otherwise."""
-    return math.sqrt((6.0 if family == "relu" else 3.0) / fan_in)
-
-
 def total_gain(rows: list[LayerHealth]) -> float:
     return math.prod(r.gain for r in rows)
 
