@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from mlptrain.data.augment import augmentation_names, check_mirroring, parse_augment
+from mlptrain.data.datasets import DATASETS
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import activation_names, get_activation
 from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, get_initializer
@@ -63,11 +65,13 @@ class Config:
     seed: int = 0
     dtype: str = "float32"
     signal_factor: float = 10.0
+    augment: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, ready for YAML/JSON (``hidden`` as a list)."""
         values = dataclasses.asdict(self)
         values["hidden"] = list(self.hidden)
+        values["augment"] = list(self.augment)
         return values
 
 
@@ -212,6 +216,10 @@ FIELDS: dict[str, Field] = {
         _number(1, 1e6, low_open=True), "diagnostics: warn when the signal shrinks or grows more than this "
         "from input to logits", kind=float,
     ),
+    "augment": Field(
+        parse_augment, "random distortions of the training batches, applied in order: "
+        + ", ".join(augmentation_names()) + "; each NAME or NAME:KEY=VALUE:..., comma-separated (\"\" for none)",
+    ),
 }
 assert set(FIELDS) == {f.name for f in dataclasses.fields(Config)}, "FIELDS must describe every Config key"
 
@@ -269,6 +277,8 @@ def check_consistency(config: Config) -> Config:
     for bad, message in problems:
         if bad:
             raise ConfigError(message)
+    if config.dataset in DATASETS:
+        check_mirroring(config.augment, config.dataset, DATASETS[config.dataset].mirror_safe)
     return config
 
 

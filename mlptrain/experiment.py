@@ -36,6 +36,7 @@ from mlptrain.runs.files import (
     load_weights,
     read_config,
     remove_stale_temporaries,
+    save_augmented,
     save_checkpoint,
     save_weights,
     write_config,
@@ -48,6 +49,8 @@ from mlptrain.threads import cpu_model
 from mlptrain.train.diagnostics import HealthWarning, LayerHealth
 from mlptrain.train.evaluate import Evaluation, evaluate
 from mlptrain.train.trainer import Trainer
+
+AUGMENT_PREVIEW = (8, 5)  # training images shown in augmented.npz, and distortions of each
 
 
 class Reporter(Protocol):
@@ -126,6 +129,9 @@ def _start(trainer: Trainer, config: Config, run_dir: Path, resumed: bool, repor
     """Write the config and run the init check, or pick up a run where its checkpoint left it."""
     if not resumed:
         write_config(run_dir, config.to_dict())
+        if config.augment:
+            preview = trainer.batches.preview(trainer.split.train[:AUGMENT_PREVIEW[0]], AUGMENT_PREVIEW[1])
+            save_augmented(run_dir, preview, trainer.data.image_shape, config.augment)
         reporter.init_health(trainer.check_init())
         _write_diagnostics(run_dir, trainer)
         _report_warnings(trainer, reporter)

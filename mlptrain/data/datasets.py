@@ -45,6 +45,7 @@ class DatasetSpec:
     files: tuple[RemoteFile, ...]
     mirrors: tuple[str, ...]
     class_names: tuple[str, ...]
+    mirror_safe: bool = False  # does a mirror image keep its class? (clothes yes; digits, characters no)
 
 
 # Sizes and checksums: /work/shared/data/mnist/SOURCES.md (the well-known MNIST MD5s;
@@ -133,6 +134,7 @@ _FASHION_MNIST = DatasetSpec(
         "Bag",
         "Ankle boot",
     ),
+    mirror_safe=True,
 )
 
 # No sha256 is published for KMNIST. MD5s: torchvision's KMNIST class

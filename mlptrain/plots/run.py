@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mlptrain.plots.augment import plot_augmented
 from mlptrain.plots.common import pyplot, save
 from mlptrain.plots.filters import plot_filters
 from mlptrain.runs.report import RunRecord
@@ -25,9 +26,11 @@ LAYER_BAND = (0.5, 2.0)  # a layer passing its input's signal on within 2x eithe
 
 
 def plot_run(record: RunRecord) -> list[Path]:
-    """Write curves.png, health.png, filters.png and (after ``eval``) confusion.png into the run directory."""
+    """Write curves.png, health.png, filters.png, augment.png (with augmentation) and (after ``eval``)
+    confusion.png into the run directory."""
     written = [save(curves_figure([record]), record.run_dir / CURVES_FILE)]
     written += plot_filters(record)
+    written += plot_augmented(record)
     if record.layer_series():
         written.append(save(health_figure(record), record.run_dir / HEALTH_FILE))
     if record.evaluation is not None:

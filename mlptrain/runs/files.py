@@ -30,6 +30,7 @@ WEIGHTS_FORMAT = 1
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE = "config.yaml", "metrics.jsonl", "weights.npz"
 SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE = "summary.json", "eval.json", "checkpoint.npz"
 DIAGNOSTICS_FILE = "diagnostics.json"  # the init check and the warnings so far, kept current while the run trains
+AUGMENTED_FILE = "augmented.npz"  # a few training images and their distortions, for plot's augment.png
 STATE_FILE = "state.npz"  # a finished run's last training state, for fit --resume RUN --epochs N (runs/extend.py)
 NEW_RUN_HINT = "wait for it to finish, or choose another --out"
 RESUME_HINT = "wait for it to finish; only one process at a time may write a run"
@@ -140,6 +141,25 @@ def save_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
     _write(run_dir / CHECKPOINT_FILE, lambda f: np.savez(f, **arrays))
 
 
+def save_augmented(run_dir: Path, images: np.ndarray, shape: tuple[int, ...], augment: tuple[str, ...]) -> None:
+    """Write ``augmented.npz``: ``images`` (draws + 1, n, pixels) in [0, 1] as uint8, row 0 undistorted."""
+    pixels = np.round(images * 255).astype(np.uint8)
+    _write(run_dir / AUGMENTED_FILE, lambda f: np.savez(f, images=pixels, shape=np.array(shape),
+                                                         augment=np.array(list(augment))))
+
+
+def load_augmented(run_dir: Path) -> tuple[np.ndarray, tuple[int, ...], list[str]] | None:
+    """``augmented.npz``'s images (uint8), image shape and augmentation list; None without the file."""
+    path = run_dir / AUGMENTED_FILE
+    if not path.exists():
+        return None
+    arrays = _read_npz(path)
+    try:
+        return arrays["images"], tuple(int(d) for d in arrays["shape"]), [str(a) for a in arrays["augment"]]
+    except KeyError as exc:
+        raise RunDirError(f"{path} is not an mlptrain augmentation preview: array {exc} is missing") from None
+
+
 def load_checkpoint(run_dir: Path) -> dict[str, np.ndarray] | None:
     """The saved trainer state, or None when the run stopped before its first checkpoint."""
     path = run_dir / CHECKPOINT_FILE
@@ -150,7 +170,7 @@ def remove_stale_temporaries(run_dir: Path) -> None:
     """Delete the temporary files a killed writer left (``.<file>.<random>.tmp``); only for a run
     being resumed, which has no other writer."""
     for name in (CONFIG_FILE, METRICS_FILE, DIAGNOSTICS_FILE, WEIGHTS_FILE, SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE,
-                 STATE_FILE):
+                 STATE_FILE, AUGMENTED_FILE):
         for stale in run_dir.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
 

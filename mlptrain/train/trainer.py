@@ -36,6 +36,7 @@ from mlptrain.nn.network import (
 from mlptrain.nn.optimizers import DECOUPLED_DECAY, Hyper, load_state, make_optimizer
 from mlptrain.nn.schedules import ScheduleParams, lr_at
 from mlptrain.train.advice import SCALE_CODES, advise, describe_cause
+from mlptrain.train.batches import BatchSource
 from mlptrain.train.diagnostics import (
     EVENT_CODES,
     HealthWarning,
@@ -82,6 +83,11 @@ def check_fits_data(config: Config, data: Dataset) -> None:
             f"val_size {config.val_size} leaves no training images: the training set holds {n}; "
             "lower --val-size"
         )
+    if config.augment and len(data.image_shape) != 2:
+        raise ConfigError(
+            f"augment needs images with two dimensions, but {data.name}'s have shape {data.image_shape}; "
+            "leave augment out for this data set"
+        )
 
 
 def split_validation(n: int, val_size: int, rng: np.random.Generator) -> Split:
@@ -100,8 +106,11 @@ def build_network(config: Config, n_inputs: int, n_classes: int, rng: np.random.
 
 
 def seed_streams(seed: int) -> list[np.random.SeedSequence]:
-    """The run's independent streams: init, validation split, shuffles, dropout, probe (in that order)."""
-    return np.random.SeedSequence(seed).spawn(5)
+    """The run's independent streams: init, validation split, shuffles, dropout, probe, augmentation.
+
+    ``spawn(n)``'s first children do not depend on ``n``: adding a stream changes no earlier one.
+    """
+    return np.random.SeedSequence(seed).spawn(6)
 
 
 def initial_network(config: Config, n_inputs: int, n_classes: int) -> Network:
@@ -126,7 +135,7 @@ class Trainer:
         check_fits_data(config, data)
         self.config, self.data = config, data
         seeds = seed_streams(config.seed)
-        init_seed, split_seed, shuffle_seed, dropout_seed, probe_seed = seeds
+        init_seed, split_seed, shuffle_seed, dropout_seed, probe_seed, augment_seed = seeds
         self.split = split_validation(len(data.train_images), config.val_size, np.random.default_rng(split_seed))
         probe_rng = np.random.default_rng(probe_seed)
         self.probe = np.sort(probe_rng.choice(self.split.train, min(PROBE_SIZE, len(self.split.train)), False))
@@ -138,6 +147,7 @@ class Trainer:
         self.accumulates = accumulator is not None
         grads, self.grad_beta = accumulator or (None, 0.0)
         self.workspace = Workspace(self.net, config.batch_size, grads)
+        self.batches = BatchSource(data, self.net.dtype, config.batch_size, config.augment, augment_seed)
         self.shuffle_rng = np.random.default_rng(shuffle_seed)
         self.dropout_rng = np.random.default_rng(dropout_seed)
         self.l2 = 0.0 if config.optimizer in DECOUPLED_DECAY else config.weight_decay
@@ -258,10 +268,7 @@ class Trainer:
         params = net.parameters()
         n_batches = -(-len(order) // config.batch_size)
         loss_sum = correct = 0.0
-        for b in range(n_batches):
-            indices = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x = gather_batch(self.data.train_images, indices, net.dtype)
-            labels = self.data.train_labels[indices]
+        for b, (indices, x, labels) in enumerate(self.batches.batches(order, self.optimizer.steps)):
             masks = None
             if config.dropout or config.input_dropout:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
