@@ -41,6 +41,9 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "mnist-candidate-dropout0.3": ("mnist", ["--config", str(CONFIGS / "mnist-best.yaml"), "--dropout", "0.3"]),
     "mnist-candidate-maxnorm": ("mnist", ["--config", str(CONFIGS / "mnist-best.yaml"), "--dropout", "0.4",
                                           "--max-norm", "3"]),
+    # With data augmentation (issue 18): the shipped configs and the candidates they were chosen against.
+    "mnist-augment": ("mnist", ["--config", str(CONFIGS / "mnist-augment.yaml")]),
+    "fashion-augment": ("fashion-mnist", ["--config", str(CONFIGS / "fashion-augment.yaml")]),
     "relu-sgd": ("mnist", ["--config", str(CONFIGS / "relu.yaml")]),
     "relu-sgd+features": ("mnist", ["--config", str(CONFIGS / "relu.yaml"), "--nesterov", "--dropout", "0.2",
                                     "--input-dropout", "0.1", "--lr-schedule", "cosine", "--patience", "5"]),

@@ -66,6 +66,7 @@ class Config:
     dtype: str = "float32"
     signal_factor: float = 10.0
     augment: tuple[str, ...] = ()
+    label_smoothing: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, ready for YAML/JSON (``hidden`` as a list)."""
@@ -215,6 +216,10 @@ FIELDS: dict[str, Field] = {
     "signal_factor": Field(
         _number(1, 1e6, low_open=True), "diagnostics: warn when the signal shrinks or grows more than this "
         "from input to logits", kind=float,
+    ),
+    "label_smoothing": Field(
+        _number(0, 1, high_open=True), "training targets (1 - e) x one-hot + e / classes (Szegedy et al. 2016); "
+        "the train loss is then the smoothed one, the validation and test losses stay plain", kind=float,
     ),
     "augment": Field(
         parse_augment, "random distortions of the training batches, applied in order: "

@@ -28,7 +28,7 @@ import click
 ROOT = Path(__file__).resolve().parents[1]
 CLI_PAGE = ROOT / "docs" / "cli.md"
 CONFIG_PAGE = ROOT / "docs" / "config.md"
-MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md"]  # hand-written pages with generated tables
+MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md"]  # hand-written pages with generated tables
 REGENERATE = "make docs-gen"  # what the staleness test tells you to run
 WIDTH = 100  # fixed help width, so the page does not depend on the terminal
 
@@ -238,7 +238,19 @@ def datasets_table() -> list[str]:
     return _table(["--dataset", "description", "four .gz files", "verified by", "mirrors, tried in order"], rows)
 
 
+def augmentations_table() -> list[str]:
+    from mlptrain.data.augment import AUGMENTATIONS
+
+    rows = []
+    for name, entry in AUGMENTATIONS.items():
+        params = "<br>".join(f"`{key}` {p.default:g} ({p.low:g} to {p.high:g}): {p.help}"
+                             for key, p in entry.params.items())
+        rows.append([f"`{name}`", entry.help, params, "in line" if not entry.threadable else "in a worker thread"])
+    return _table(["augment", "what it does", "parameters: default (range)", "prepared"], rows)
+
+
 TABLES: dict[str, Callable[[], list[str]]] = {
+    "augmentations": augmentations_table,
     "datasets": datasets_table,
     "fields": fields_table,
     "activations": activations_table,

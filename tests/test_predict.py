@@ -384,3 +384,18 @@ def test_image_modes_read_as_the_same_grayscale(tmp_path: Path, kind: str) -> No
         Image.fromarray(gray).save(path)
     expected = gray.astype(np.float32) / 255
     assert np.abs(read_image(path, str(path)) - expected).max() <= 1.5 / 255
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 64, 65])
+def test_worker_threads_give_the_same_probabilities_bit_for_bit(n: int) -> None:
+    from mlptrain.nn.initializers import get_initializer
+    from mlptrain.nn.network import init_network
+    from mlptrain.threads import blas_threads
+
+    net = init_network([16, 12, 12, 3], "relu", get_initializer("he-normal"), np.random.default_rng(0))
+    rows = np.random.default_rng(1).integers(0, 256, (n, 16), dtype=np.uint8)
+    with blas_threads(1):
+        one = probabilities(net, rows, chunk=8)
+        for workers in (2, 3):
+            np.testing.assert_array_equal(probabilities(net, rows, chunk=8, workers=workers), one)
+    assert one.shape == (n, 3) and (n == 0 or np.allclose(one.sum(axis=1), 1, atol=1e-6))

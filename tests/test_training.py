@@ -62,6 +62,25 @@ def test_gradient_with_weight_decay_matches_the_penalised_loss() -> None:
         np.testing.assert_allclose(g, n, rtol=1e-5, atol=1e-8)
 
 
+def test_gradient_with_label_smoothing_matches_the_smoothed_loss() -> None:
+    net, x, y = small_net()
+    loss, grads, logits = loss_and_gradients(net, x, y, label_smoothing=0.2)
+    # The smoothed loss written out: cross-entropy against (0.8 onehot + 0.2 / 3).
+    def smoothed() -> float:
+        z = forward(net, x).logits
+        log_p = z - z.max(axis=1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+        target = np.full(log_p.shape, 0.2 / 3)
+        target[np.arange(len(y)), y] += 0.8
+        return float(-(target * log_p).sum(axis=1).mean())
+
+    assert loss == pytest.approx(smoothed(), rel=1e-12)
+    for g, n in zip(grads, numeric_gradients(net, smoothed)):
+        np.testing.assert_allclose(g, n, rtol=1e-5, atol=1e-8)
+    plain, _, _ = loss_and_gradients(net, x, y)
+    assert plain == softmax_cross_entropy(logits, y)[0] != loss
+
+
 def test_gradient_with_a_fixed_dropout_mask() -> None:
     net, x, y = small_net()
     masks = dropout_masks(net, len(x), 0.3, 0.5, np.random.default_rng(3))

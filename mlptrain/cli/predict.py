@@ -63,12 +63,13 @@ def _predict_all(model: Any, inputs: list[str], preprocess: str, printer: _Print
                  threads: int | None) -> tuple[int, list[str]]:
     """Predict every readable input into ``printer``; returns the images predicted and the failures."""
     from mlptrain.infer.inputs import Block, read_inputs
-    from mlptrain.infer.predict import chunk_rows, probabilities, records
-    from mlptrain.threads import blas_threads
+    from mlptrain.infer.predict import probabilities, records
+    from mlptrain.threads import available_cores, blas_threads
 
     failed: list[str] = []
     predicted = 0
-    with blas_threads(threads) as n_threads:
+    workers = threads or available_cores()
+    with blas_threads(1):  # one BLAS thread per worker: see infer.predict.probabilities
         for item in read_inputs(inputs, model.image_shape, preprocess):
             if not isinstance(item, Block):
                 if item.kind == "failed":
@@ -80,7 +81,7 @@ def _predict_all(model: Any, inputs: list[str], preprocess: str, printer: _Print
                 click.echo(f"warning: {item.source}: no ink found (a blank image); predicted anyway", err=True)
             if save_to is not None:
                 _save(save_to, item, model.image_shape, predicted)
-            probs = probabilities(model.net, item.images, chunk_rows(n_threads))
+            probs = probabilities(model.net, item.images, workers=workers)
             printer.add(records(item.source, item.indices, probs, printer.k, model.class_names))
             predicted += len(item.images)
     return predicted, failed

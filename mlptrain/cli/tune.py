@@ -10,7 +10,7 @@ import click
 
 from mlptrain.cli.common import data_options, load_data, show_progress, threads_option
 from mlptrain.cli.fit import _resolve_config, config_options
-from mlptrain.threads import blas_threads
+from mlptrain.threads import available_cores, blas_threads
 
 
 def tuning_options(f: Callable) -> Callable:
@@ -65,6 +65,7 @@ def init_scan(config_file: Path | None, activations: str | None, factor: float, 
         mlptrain init-scan --activations all --factor 1.5 --out scan.png
     """
     from mlptrain.nn.activations import ACTIVATIONS
+    from mlptrain.plots.common import preload
     from mlptrain.plots.tune import plot_init_scan
     from mlptrain.tune.initscan import log_grid, scan_init
 
@@ -72,10 +73,12 @@ def init_scan(config_file: Path | None, activations: str | None, factor: float, 
         raise click.UsageError("give --activation (the config's) or --activations (a list to scan), not both")
     if r_min >= r_max:
         raise click.UsageError(f"--r-min {r_min:g} must be below --r-max {r_max:g}")
+    preload()  # matplotlib loads while the data is opened and the scan computes
     config, data = _setup(config_file, flags, data_dir, mirror, quiet)
     names = list(ACTIVATIONS) if activations == "all" else (activations or config.activation).split(",")
-    with blas_threads(threads):
-        scan = scan_init(config, data, [n.strip() for n in names], factor, log_grid(r_min, r_max, per_decade))
+    with blas_threads(1):  # a worker thread per core, one BLAS thread each (see scan_init)
+        scan = scan_init(config, data, [n.strip() for n in names], factor, log_grid(r_min, r_max, per_decade),
+                         workers=threads or available_cores())
     click.echo(format_scan(scan))
     click.echo(f"wrote {plot_init_scan(scan, out)}")
 

@@ -4,7 +4,8 @@
 ``download`` fetches and verifies them into the cache; ``idx`` reads and
 writes IDX files safely; ``decoded`` keeps a verified ``.npy`` beside each
 ``.gz`` so a second load is a memory map; ``loading`` puts it together as a
-``Dataset`` and gathers minibatches.
+``Dataset`` and gathers minibatches; ``augment`` is the table of random
+distortions applied to training batches.
 
 May import: numpy, requests, ``mlptrain.errors``, ``mlptrain.fsutil``. Not the maths (``nn``).
 """

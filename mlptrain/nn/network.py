@@ -185,13 +185,15 @@ def forward(
     return trace
 
 
-def softmax_cross_entropy(logits: Array, labels: Array) -> tuple[float, Array]:
+def softmax_cross_entropy(logits: Array, labels: Array, smoothing: float = 0.0) -> tuple[float, Array]:
     """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
 
-    The gradient with respect to the logits is ``(softmax - onehot) / n``, the
-    fused form that never divides by a probability.
+    The gradient with respect to the logits is ``(softmax - target) / n``, the
+    fused form that never divides by a probability. The target is the one-hot
+    label, or with ``smoothing`` (label smoothing, Szegedy et al. 2016) the mix
+    ``(1 - smoothing) * onehot + smoothing / classes``.
     """
-    n = logits.shape[0]
+    n, classes = logits.shape
     rows = np.arange(n)
     # Each row's maximum picked through argmax, which has a SIMD loop: max(axis=1) over
     # rows of ten classes has none (1 vs 6 us at 128x10). Same value, NaN included.
@@ -199,9 +201,15 @@ def softmax_cross_entropy(logits: Array, labels: Array) -> tuple[float, Array]:
     exp = np.exp(shifted)
     sums = exp.sum(axis=1, keepdims=True)
     # The mean as sum / n: np.mean rounds the same way, through 3 us of Python wrapper.
-    loss = float((np.log(sums[:, 0]) - shifted[rows, labels]).sum() / n)
+    if smoothing:
+        picked = (1 - smoothing) * shifted[rows, labels] + (smoothing / classes) * shifted.sum(axis=1)
+        loss = float((np.log(sums[:, 0]) - picked).sum() / n)
+    else:
+        loss = float((np.log(sums[:, 0]) - shifted[rows, labels]).sum() / n)
     exp /= sums
-    exp[rows, labels] -= 1.0
+    if smoothing:
+        exp -= smoothing / classes
+    exp[rows, labels] -= 1.0 - smoothing
     exp /= n
     return loss, exp
 
@@ -256,13 +264,14 @@ def l2_penalty(net: Network, weight_decay: float) -> float:
 def loss_and_gradients(
     net: Network, x: Array, labels: Array, weight_decay: float = 0.0,
     masks: list[Array | None] | None = None, workspace: Workspace | None = None,
-    grad_scale: float = 1.0, grad_beta: float = 0.0,
+    grad_scale: float = 1.0, grad_beta: float = 0.0, label_smoothing: float = 0.0,
 ) -> tuple[float, list[Array], Array]:
     """Data loss, parameter gradients and logits for one batch: forward then backward.
 
     ``weight_decay`` adds the gradient of ``l2_penalty`` (``weight_decay * W``)
     to each weight gradient; the loss returned is the cross-entropy alone, so
-    it compares with validation losses. ``masks`` turns on dropout.
+    it compares with validation losses (with ``label_smoothing``, the smoothed
+    cross-entropy training minimises). ``masks`` turns on dropout.
     ``grad_scale`` multiplies every gradient; backward is linear in the
     logits' gradient, so the factor is applied there, to an ``(n, classes)``
     array, instead of to every parameter's gradient. ``grad_beta`` makes the
@@ -272,7 +281,7 @@ def loss_and_gradients(
     """
     buffers = workspace.buffers(len(x)) if workspace else None
     trace = forward(net, x, masks, buffers)
-    loss, grad_logits = softmax_cross_entropy(trace.logits, labels)
+    loss, grad_logits = softmax_cross_entropy(trace.logits, labels, label_smoothing)
     if grad_scale != 1.0:
         grad_logits *= grad_scale
     grads = backward(net, trace, grad_logits, buffers, grad_beta)

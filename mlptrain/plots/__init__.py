@@ -1,4 +1,5 @@
-"""PNG plots: of one run (curves, health, confusion), of several runs overlaid, of a sweep.
+"""PNG plots: of one run (curves, health, filters, augmented images, confusion), of several runs overlaid,
+of a sweep, of the tuning tools.
 
 matplotlib is imported here only, lazily (``common.pyplot``), with the Agg backend.
 

@@ -1,8 +1,9 @@
-"""Training: the loop (``trainer``) and the health checks that watch it (``diagnostics``).
+"""Training: the loop (``trainer``), its batches (``batches``) and the health checks that watch it.
 
 ``trainer.Trainer`` runs epochs through the one core in ``nn.network``, with
 the optimizer, schedule, dropout, max-norm and early stopping the config asks
-for; ``diagnostics`` checks the net at init and after each epoch and raises
+for; ``batches`` serves its minibatches, augmented (``data.augment``) and
+prepared one ahead when the config says so; ``diagnostics`` checks the net at init and after each epoch and raises
 coded warnings. Nothing here writes files or prints: ``experiment`` does the
 run directory, the CLI the terminal.
 

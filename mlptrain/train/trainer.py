@@ -274,7 +274,7 @@ class Trainer:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
             scale = self.optimizer.grad_scale(lr)  # SGD's changes every step (see SGD)
             loss, grads, logits = loss_and_gradients(
-                net, x, labels, self.l2, masks, self.workspace, scale, self.grad_beta
+                net, x, labels, self.l2, masks, self.workspace, scale, self.grad_beta, config.label_smoothing
             )
             if not math.isfinite(loss):
                 raise self.diverged(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
