@@ -44,6 +44,11 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     # With data augmentation (issue 18): the shipped configs and the candidates they were chosen against.
     "mnist-augment": ("mnist", ["--config", str(CONFIGS / "mnist-augment.yaml")]),
     "fashion-augment": ("fashion-mnist", ["--config", str(CONFIGS / "fashion-augment.yaml")]),
+    "fashion-augment-candidate-ls": ("fashion-mnist", ["--config", str(CONFIGS / "fashion-augment.yaml"),
+                                                       "--label-smoothing", "0.1"]),
+    # Without augmentation, the 15-minute budget: mnist-best with label smoothing (issue 18's last item).
+    "mnist-best-label-smoothing": ("mnist", ["--config", str(CONFIGS / "mnist-best.yaml"), "--label-smoothing",
+                                             "0.1"]),
     "relu-sgd": ("mnist", ["--config", str(CONFIGS / "relu.yaml")]),
     "relu-sgd+features": ("mnist", ["--config", str(CONFIGS / "relu.yaml"), "--nesterov", "--dropout", "0.2",
                                     "--input-dropout", "0.1", "--lr-schedule", "cosine", "--patience", "5"]),

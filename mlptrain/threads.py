@@ -34,6 +34,15 @@ def blas_threads(n: int | None) -> Iterator[int]:
         yield n
 
 
+def spare_core() -> bool:
+    """Whether this process has a core its BLAS does not use (fewer BLAS threads than available cores)."""
+    from threadpoolctl import threadpool_info
+
+    used = max((info.get("num_threads", 1) for info in threadpool_info() if info.get("user_api") == "blas"),
+               default=1)
+    return available_cores() > used
+
+
 def cpu_model() -> str:
     """The CPU's model name, e.g. 'AMD EPYC' ('unknown CPU' when the system does not say).
 

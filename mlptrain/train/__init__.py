@@ -2,9 +2,9 @@
 
 ``trainer.Trainer`` runs epochs through the one core in ``nn.network``, with
 the optimizer, schedule, dropout, max-norm and early stopping the config asks
-for; ``batches`` serves its minibatches, augmented (``data.augment``) and
-prepared one ahead when the config says so; ``diagnostics`` checks the net at init and after each epoch and raises
-coded warnings. Nothing here writes files or prints: ``experiment`` does the
+for; ``batches`` serves its minibatches, augmented (``data.augment``) when
+the config says so; ``diagnostics`` checks the net at init and after each
+epoch and raises coded warnings. Nothing here writes files or prints: ``experiment`` does the
 run directory, the CLI the terminal.
 
 May import: ``nn``, ``data``, ``config``, and the foundation (``errors``, ``fsutil``, ``threads``).

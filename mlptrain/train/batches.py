@@ -1,14 +1,17 @@
 """The training batches of an epoch: gathered, augmented when the config says so, prepared one ahead.
 
 Without augmentation a batch is a gather and a scale (tens of microseconds), done
-in line. With it, resampling a batch costs a few milliseconds of single-threaded
-NumPy, so a worker thread prepares batch b + 1 while the step on batch b runs
-(NumPy releases the GIL in its loops, and the step's own elementwise work leaves
-the second core idle part of the time) -- unless an augmentation calls BLAS,
-which a worker would wait for (``Augmentation.threadable``). Each batch's distortions come from a
-generator keyed by the optimizer step it feeds (``augment.batch_rng``), so the
-thread's timing never changes a number and a resumed run draws what an
-uninterrupted one would.
+in line. With it, resampling a batch of 128 MNIST images costs 1-3 ms of NumPy.
+A worker thread can prepare batch b + 1 while the step on batch b runs (NumPy
+releases the GIL in its loops), but only a core the step's BLAS leaves free makes
+that pay: on the 2-core EPYC with 2 BLAS threads it made epochs slower
+(``benchmarks/augment.py``: shift 1.08x the un-augmented epoch ahead, 1.01x in
+line; hflip 1.07x and 0.99x). So batches are prepared ahead only when there is
+a spare core (``threads.spare_core``), and never for an augmentation that calls
+BLAS, which a worker would wait for (``Augmentation.threadable``).
+Each batch's distortions come from a generator keyed by the optimizer step it
+feeds (``augment.batch_rng``), so the thread's timing never changes a number and
+a resumed run draws what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from mlptrain.data.augment import augment_batch, batch_rng, threadable
 from mlptrain.data.loading import Dataset, gather_batch
+from mlptrain.threads import spare_core
 
 Array = np.ndarray
 Batch = tuple[Array, Array, Array]  # indices, images (n, pixels) as the net's floats, labels
@@ -30,11 +34,14 @@ class BatchSource:
 
     def __init__(
         self, data: Dataset, dtype: np.dtype, batch_size: int, augment: tuple[str, ...],
-        seed: np.random.SeedSequence, prefetch: bool = True,
+        seed: np.random.SeedSequence, prefetch: bool | None = None,
     ) -> None:
+        """``prefetch`` None: ahead when it can pay (a spare core, a threadable augmentation)."""
         self.data, self.dtype, self.batch_size = data, dtype, batch_size
         self.augment, self.seed = augment, seed
-        self.prefetch = prefetch and bool(augment) and threadable(augment)
+        if prefetch is None:
+            prefetch = bool(augment) and threadable(augment) and spare_core()
+        self.prefetch = prefetch and bool(augment)
         # Two buffers: the step reads one while the worker fills the other.
         pixels = data.n_inputs
         self._buffers = [np.empty((batch_size, pixels), dtype) for _ in range(2)] if augment else []
