@@ -246,7 +246,8 @@ def augmentations_table() -> list[str]:
     for name, entry in AUGMENTATIONS.items():
         params = "<br>".join(f"`{key}` {p.default:g} ({p.low:g} to {p.high:g}): {p.help}"
                              for key, p in entry.params.items())
-        rows.append([f"`{name}`", entry.help, params, "in line" if not entry.threadable else "in a worker thread"])
+        prepared = "ahead, on a spare core" if entry.threadable else "in line (it calls BLAS)"
+        rows.append([f"`{name}`", entry.help, params, prepared])
     return _table(["augment", "what it does", "parameters: default (range)", "prepared"], rows)
 
 
