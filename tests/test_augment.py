@@ -1,4 +1,8 @@
-"""Data augmentation: the table, the resampling, determinism, and where it is (and is not) applied."""
+"""Data augmentation: the table, the resampling, determinism, and where it is (and is not) applied.
+
+That a resumed augmenting run continues bit for bit is tested with the other resume cases, in
+test_training.py (``test_restored_trainer_continues_exactly``).
+"""
 
 from __future__ import annotations
 
@@ -220,24 +224,6 @@ def test_batches_are_prepared_ahead_only_on_a_spare_core_and_never_for_elastic(s
         assert Trainer(config(augment="elastic"), square_data).batches.prefetch is False
     with blas_threads(available_cores()):
         assert Trainer(config(augment="shift"), square_data).batches.prefetch is False
-
-
-@pytest.mark.parametrize("augment_value", ["affine,elastic", "shift"])
-def test_a_restored_augmenting_trainer_continues_exactly(square_data, augment_value: str) -> None:
-    cfg = config(augment=augment_value, epochs=5, optimizer="adam", lr=0.01, dropout=0.2)
-    whole = fit(cfg, square_data)
-    first = Trainer(cfg, square_data)
-    for _ in range(2):
-        first.run_epoch()
-    snapshot = {k: v.copy() for k, v in first.state_arrays().items()}
-    second = Trainer(cfg, square_data)
-    second.restore(snapshot)
-    while not second.finished:
-        second.run_epoch()
-    strip = [{k: v for k, v in m.items() if k != "seconds"} for m in whole.progress.history]
-    assert [{k: v for k, v in m.items() if k != "seconds"} for m in second.progress.history] == strip
-    for a, b in zip(whole.net.parameters(), second.net.parameters()):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_augment_needs_two_dimensional_images(tmp_path: Path) -> None:

@@ -324,8 +324,10 @@ def test_early_stopping_stops_and_restores_the_best_weights(tiny_data) -> None:
 @pytest.mark.parametrize(
     "values",
     [{}, {"optimizer": "adamw", "weight_decay": 0.01, "lr": 0.01}, {"dropout": 0.3, "input_dropout": 0.1,
-     "max_norm": 2.0, "lr_schedule": "cosine", "warmup_epochs": 1, "nesterov": True, "patience": 10}],
-    ids=["sgd", "adamw", "everything"],
+     "max_norm": 2.0, "lr_schedule": "cosine", "warmup_epochs": 1, "nesterov": True, "patience": 10},
+     {"augment": "affine,elastic", "optimizer": "adam", "lr": 0.01, "dropout": 0.2},
+     {"augment": "shift", "label_smoothing": 0.1}],
+    ids=["sgd", "adamw", "everything", "augment-affine-elastic", "augment-shift-smoothing"],
 )
 def test_restored_trainer_continues_exactly(tiny_data, values: dict) -> None:
     cfg = config(**values)
