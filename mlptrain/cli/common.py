@@ -57,7 +57,8 @@ def data_options(f: Callable) -> Callable:
 def threads_option(f: Callable) -> Callable:
     return click.option(
         "--threads", type=click.IntRange(1, 1024), envvar="MLPTRAIN_THREADS",
-        help="BLAS threads for the matrix products [default: the cores available; env: MLPTRAIN_THREADS].",
+        help="Threads to compute with: BLAS threads for the matrix products (predict and init-scan run one "
+        "worker thread each, on a one-thread BLAS) [default: the cores available; env: MLPTRAIN_THREADS].",
     )(f)
 
 
