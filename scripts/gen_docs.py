@@ -42,8 +42,15 @@ def walk(command: click.Command, chain: tuple[tuple[str, click.Command], ...] = 
     chain = chain or (("mlptrain", command),)
     yield list(chain)
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
+        for name, sub in _subcommands(command).items():
             yield from walk(sub, chain + ((name, sub),))
+
+
+def _subcommands(group: click.Group) -> dict[str, click.Command]:
+    """A group's commands, the lazily imported ones included (``mlptrain.cli.common.Group``)."""
+    from mlptrain.cli.common import Group
+
+    return group.all_commands() if isinstance(group, Group) else dict(group.commands)
 
 
 def _context(chain: list[tuple[str, click.Command]]) -> click.Context:
@@ -113,7 +120,7 @@ def _command_section(chain: list[tuple[str, click.Command]]) -> list[str]:
     if isinstance(command, click.Group):
         out += ["Subcommands:", ""]
         out += [f"- `{' '.join(path)} {name}`: {sub.get_short_help_str(WIDTH)}"
-                for name, sub in command.commands.items()]
+                for name, sub in _subcommands(command).items()]
         out.append("")
     if options:
         out += ["Options:", ""] + [_option_line(p, ctx) for p in options] + [""]

@@ -37,7 +37,7 @@ def fit(runner: CliRunner, tiny: Path, out: Path, *extra: str):
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
-    for name, command in group.commands.items():
+    for name, command in group.all_commands().items():
         yield prefix + (name,), command
         if isinstance(command, click.Group):
             yield from all_commands(command, prefix + (name,))

@@ -364,6 +364,16 @@ def test_predict_imports_neither_plotting_nor_progress_bars_nor_downloads(run: P
     imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
     assert "PIL" in imported and "numpy" in imported
     assert not imported & {"matplotlib", "tqdm", "requests", "urllib3", "yaml", "onnx", "dask"}
+    # The other commands' modules load only when they run (cli.common.Group's lazy commands). importtime
+    # does not see importlib.import_module, so ask sys.modules at the end of an in-process run.
+    script = ("import sys\nfrom mlptrain.cli.main import cli\n"
+              f"cli.main(['predict', {str(run)!r}, {str(photo)!r}], standalone_mode=False)\n"
+              "print(' '.join(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    modules = set(done.stdout.splitlines()[-1].split())  # the last line: after the table predict printed
+    assert "mlptrain.cli.predict" in modules
+    assert not modules & {"mlptrain.cli.fit", "mlptrain.cli.sweep", "mlptrain.cli.tune", "mlptrain.train.trainer"}
 
 
 @pytest.mark.parametrize("kind", ["16-bit", "ink in the alpha channel", "palette", "pgm", "tiff"])

@@ -6,6 +6,7 @@ turns them into one ``Error: …`` line and the error's own exit status.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,28 @@ class Failure(click.ClickException):
 
 
 class Group(click.Group):
+    """A group that turns library errors into ``Error:`` lines, and imports its ``lazy`` commands
+    (name -> ``"module:attribute"``) only when one is used: ``mlptrain predict`` then does not
+    import what ``fit``, ``sweep`` or the tuning commands need."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context | None) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context | None, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, attribute = self.lazy[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def all_commands(self) -> dict[str, click.Command]:
+        """Every command, imported, in the order the group lists them in (lazy ones first)."""
+        names = [*self.lazy, *(name for name in self.commands if name not in self.lazy)]
+        return {name: command for name in names if (command := self.get_command(None, name)) is not None}
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
