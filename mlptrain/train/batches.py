@@ -1,7 +1,7 @@
 """The training batches of an epoch: gathered, augmented when the config says so, prepared one ahead.
 
 Without augmentation a batch is a gather and a scale (tens of microseconds), done
-in line. With it, resampling a batch of 128 MNIST images costs 1-3 ms of NumPy.
+in line. With it, resampling a batch of 128 MNIST images costs 2.5-6 ms of NumPy.
 A worker thread can prepare batch b + 1 while the step on batch b runs (NumPy
 releases the GIL in its loops), but only a core the step's BLAS leaves free makes
 that pay: on the 2-core EPYC with 2 BLAS threads it made epochs slower
