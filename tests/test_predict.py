@@ -396,6 +396,22 @@ def test_image_modes_read_as_the_same_grayscale(tmp_path: Path, kind: str) -> No
     assert np.abs(read_image(path, str(path)) - expected).max() <= 1.5 / 255
 
 
+def test_the_chunk_queue_hands_out_every_start_once_across_threads() -> None:
+    import threading
+
+    from mlptrain.infer.predict import _ChunkQueue
+
+    queue = _ChunkQueue(10_007, 3)
+    taken: list[list[int]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=lambda mine=mine: mine.extend(queue)) for mine in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(queue) == 3336
+    assert sorted(s for mine in taken for s in mine) == list(range(0, 10_007, 3))
+
+
 @pytest.mark.parametrize("n", [0, 1, 7, 64, 65])
 def test_worker_threads_give_the_same_probabilities_bit_for_bit(n: int) -> None:
     from mlptrain.nn.initializers import get_initializer

@@ -3,11 +3,15 @@
 The rows go through ``mlptrain.nn.network.forward`` in chunks, each into a
 preallocated ``Workspace`` (no gradient arrays) per worker thread, so a large
 array file costs a chunk of float memory per thread, not a float copy of the
-whole file.
+whole file. Workers take the next chunk when they finish one (a shared queue),
+not a fixed half each: the two cores of a shared machine need not run at the
+same speed (see ``probabilities``).
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +24,10 @@ from mlptrain.nn.network import Network, Workspace, forward
 from mlptrain.runs.files import WEIGHTS_FILE, class_names, load_weights
 
 Array = np.ndarray
-# Rows per forward call: 1000 were fastest on one BLAS thread (of 250 to 10,000; 784-256-256-10 and -1024-1024-).
-CHUNK = 1000
+# Rows per forward call. On one worker 250 to 1000 rows ran alike (1000 had been fastest of 250 to
+# 10,000); on two, 400-500 ran 7-11% faster than 1000 (784-256-256-10): 20 chunks share out more
+# evenly between unequal cores than 10. One size for any number of workers keeps the numbers equal.
+CHUNK = 500
 
 
 @dataclass
@@ -56,29 +62,51 @@ def load_model(run_dir: Path) -> Model:
 def probabilities(net: Network, images: Array, chunk: int = CHUNK, workers: int = 1) -> Array:
     """Softmax class probabilities ``(n, classes)`` float32 for rows ``(n, pixels)`` (uint8 0-255 or floats 0-1).
 
-    ``workers`` threads take every ``workers``-th chunk each, with the BLAS on one thread (call inside
+    ``workers`` threads take chunks from a shared queue, with the BLAS on one thread (call inside
     ``blas_threads(1)``): NumPy releases the GIL in the products and the elementwise work alike, so
     both cores stay busy. One stream on a 2-thread BLAS leaves the second core idle in the ReLUs, the
-    bias additions and the softmax, and ran at 0.85x onnxruntime's speed (issue 16). Each chunk's
-    numbers are the same whichever thread computes it, so the predictions do not depend on ``workers``.
+    bias additions and the softmax, and ran at 0.85x onnxruntime's speed (issue 16). A fixed share
+    per worker waited for the slower core: on the 2-core test machine one core took 8 ms a chunk of
+    1000 and the other 10, run after run. Each chunk's numbers are the same whichever thread
+    computes it, so the predictions do not depend on ``workers``.
     """
     n = len(images)
     out = np.empty((n, net.sizes[-1]), np.float32)
-    starts = list(range(0, n, chunk))
-    workers = max(1, min(workers, len(starts)))
+    queue = _ChunkQueue(n, chunk)
+    workers = max(1, min(workers, len(queue)))
     if workers == 1:
-        _forward_chunks(net, images, out, starts, chunk)
+        _forward_chunks(net, images, out, queue, chunk)
         return out
     with ThreadPoolExecutor(workers, thread_name_prefix="mlptrain-predict") as pool:
-        jobs = [pool.submit(_forward_chunks, net, images, out, starts[k::workers], chunk) for k in range(workers)]
+        jobs = [pool.submit(_forward_chunks, net, images, out, queue, chunk) for _ in range(workers)]
         for job in jobs:
             job.result()  # re-raises a worker's exception here
     return out
 
 
-def _forward_chunks(net: Network, images: Array, out: Array, starts: list[int], chunk: int) -> None:
-    """The rows from each of ``starts`` (``chunk`` of them) forward and softmaxed into ``out``."""
-    if not starts:
+class _ChunkQueue:
+    """The first row of every ``chunk`` rows of ``n``, each handed out once, to whichever thread asks next."""
+
+    def __init__(self, n: int, chunk: int) -> None:
+        self._starts = iter(range(0, n, chunk))
+        self._count = len(range(0, n, chunk))
+        self._lock = threading.Lock()  # next() on a shared iterator is atomic only under the GIL
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[int]:
+        while True:
+            with self._lock:
+                start = next(self._starts, None)
+            if start is None:
+                return
+            yield start
+
+
+def _forward_chunks(net: Network, images: Array, out: Array, starts: _ChunkQueue, chunk: int) -> None:
+    """The rows from each start ``starts`` hands this thread (``chunk`` of them) forward and softmaxed into ``out``."""
+    if not len(starts):
         return
     rows_max = min(chunk, len(images))
     workspace = Workspace(net, rows_max, grads=[])
