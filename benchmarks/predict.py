@@ -153,8 +153,8 @@ def main() -> None:
               f"({r['ratio_min']:.2f}-{r['ratio_max']:.2f}) | {r['ratio_uint8']:.2f}x | {r['agree']}/{len(images)} |")
     print(f"# to_floats (uint8 -> float32 x 1/255) of the whole array, given to onnxruntime for free: "
           f"{r['convert_ms']:.1f} ms")
-    print(f"# CPU the process burnt in the {PAUSE * 1000:.0f} ms pause after an onnxruntime run (its spinning threads): "
-          f"{r['spin_ms']:.0f} ms")
+    print(f"# CPU the process burnt in the {PAUSE * 1000:.0f} ms pause after an onnxruntime run "
+          f"(its spinning threads): {r['spin_ms']:.0f} ms")
 
 
 if __name__ == "__main__":
