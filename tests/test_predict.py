@@ -396,6 +396,19 @@ def test_image_modes_read_as_the_same_grayscale(tmp_path: Path, kind: str) -> No
     assert np.abs(read_image(path, str(path)) - expected).max() <= 1.5 / 255
 
 
+def test_uint8_rows_and_the_same_rows_as_floats_give_the_same_probabilities() -> None:
+    from mlptrain.nn.initializers import get_initializer
+    from mlptrain.nn.network import init_network
+
+    net = init_network([16, 12, 3], "relu", get_initializer("he-normal"), np.random.default_rng(0))
+    rows = np.random.default_rng(1).integers(0, 256, (20, 16), dtype=np.uint8)
+    floats = rows.astype(np.float32) * np.float32(1 / 255)  # as read_inputs gives a float .npy
+    expected = probabilities(net, rows, chunk=8)
+    np.testing.assert_array_equal(probabilities(net, floats, chunk=8), expected)  # used in place
+    np.testing.assert_array_equal(probabilities(net, floats.astype(np.float64), chunk=8), expected)  # converted
+    np.testing.assert_array_equal(probabilities(net, np.asfortranarray(floats), chunk=8), expected)  # copied
+
+
 def test_the_chunk_queue_hands_out_every_start_once_across_threads() -> None:
     import threading
 

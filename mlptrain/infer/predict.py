@@ -113,12 +113,19 @@ def _forward_chunks(net: Network, images: Array, out: Array, starts: _ChunkQueue
     scaled = np.empty((rows_max, net.sizes[0]), net.dtype)
     for start in starts:
         rows = images[start:start + chunk]
-        batch = scaled[:len(rows)]
-        np.copyto(batch, rows, casting="unsafe")  # uint8 -> float, into the same buffer every chunk
-        if rows.dtype == np.uint8:
-            batch *= 1.0 / 255.0  # the scaling training used (data.loading.gather_batch)
-        logits = forward(net, batch, buffers=workspace.buffers(len(rows))).logits
+        logits = forward(net, _as_inputs(rows, scaled), buffers=workspace.buffers(len(rows))).logits
         softmax(logits, out[start:start + len(rows)])
+
+
+def _as_inputs(rows: Array, buffer: Array) -> Array:
+    """``rows`` as the net's input floats: uint8 scaled into ``buffer`` as training scaled them, floats as they are."""
+    if rows.dtype == buffer.dtype and rows.flags.c_contiguous:
+        return rows  # already the net's floats (in [0, 1]: inputs._rows checks files): no copy
+    batch = buffer[:len(rows)]
+    np.copyto(batch, rows, casting="unsafe")  # -> float, into the same buffer every chunk
+    if rows.dtype == np.uint8:
+        batch *= 1.0 / 255.0  # the scaling training used (data.loading.gather_batch)
+    return batch
 
 
 def softmax(logits: Array, out: Array) -> Array:
