@@ -294,6 +294,18 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path, tiny:
 # --- Dask -----------------------------------------------------------------------------------------
 
 
+def test_our_local_cluster_workers_keep_asyncio_reports_off_the_terminal() -> None:
+    # What a Ctrl-C sometimes made a worker print: "Future exception was never retrieved" (see DaskExecutor._connect).
+    pytest.importorskip("distributed")
+    import logging
+
+    from mlptrain.sweep.executors import DaskExecutor
+
+    with DaskExecutor(None, 1) as executor:
+        level = executor._client.submit(lambda: logging.getLogger("asyncio").getEffectiveLevel(), pure=False).result()
+    assert level == logging.CRITICAL
+
+
 def test_dask_local_cluster_gives_the_same_results(runner: CliRunner, local_sweep: tuple[Path, Path],
                                                    tmp_path: Path) -> None:
     pytest.importorskip("distributed")

@@ -21,6 +21,8 @@ from mlptrain.sweep.results import failed_record
 from mlptrain.sweep.trial import STOP_CHECK_SECONDS, Record, TrialTask, run_trial
 
 NANNY_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+# Dask reads DASK_LOGGING__ASYNCIO as its logging.asyncio level when a worker process starts (see _connect).
+WORKERS_ASYNCIO_LOG_LEVEL = "distributed.nanny.pre-spawn-environ.DASK_LOGGING__ASYNCIO"
 DASK_MISSING = "--cluster/--scheduler need Dask: pip install 'mlptrain[dask]'"
 
 
@@ -149,7 +151,11 @@ class DaskExecutor:
             # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 to hand memory back sooner; it also
             # turns off glibc's adaptive mmap threshold, and every large temporary array then costs fresh pages:
             # trials ran ~35% slower. Our own cluster does without it (see docs/sweeps.md for workers started by hand).
-            with _children_ignore_sigint(), dask.config.set({NANNY_MALLOC_TRIM: None}):
+            # On Ctrl-C a worker's event loop can stop while a batched send still waits on a timeout; asyncio
+            # then prints "Future exception was never retrieved ... TimeoutError: Timeout" among our lines
+            # (2 of 50 interrupted sweeps). Our workers' asyncio reports are Dask's, not the user's.
+            quiet = {NANNY_MALLOC_TRIM: None, WORKERS_ASYNCIO_LOG_LEVEL: "critical"}
+            with _children_ignore_sigint(), dask.config.set(quiet):
                 cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                                    host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                    silence_logs=logging.ERROR)  # its warnings are not the user's
