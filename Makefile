@@ -57,7 +57,7 @@ bench:
 
 lint: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet ruff
-	$(BIN)/ruff check mlptrain tests scripts
+	$(BIN)/ruff check mlptrain tests scripts benchmarks
 
 # The generated docs pages (docs/cli.md, the tables of docs/config.md and docs/data.md) from the code;
 # tests/test_docs.py fails when the committed ones are stale.
