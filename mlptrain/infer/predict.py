@@ -25,7 +25,7 @@ from mlptrain.runs.files import WEIGHTS_FILE, class_names, load_weights
 
 Array = np.ndarray
 # Rows per forward call. On one worker 250 to 1000 rows ran alike (1000 had been fastest of 250 to
-# 10,000); on two, 400-500 ran 7-11% faster than 1000 (784-256-256-10): 20 chunks share out more
+# 10,000); on two, 250 to 625 ran 7-11% faster than 1000 (784-256-256-10): 20 chunks share out more
 # evenly between unequal cores than 10. One size for any number of workers keeps the numbers equal.
 CHUNK = 500
 
@@ -65,7 +65,8 @@ def probabilities(net: Network, images: Array, chunk: int = CHUNK, workers: int 
     ``workers`` threads take chunks from a shared queue, with the BLAS on one thread (call inside
     ``blas_threads(1)``): NumPy releases the GIL in the products and the elementwise work alike, so
     both cores stay busy. One stream on a 2-thread BLAS leaves the second core idle in the ReLUs, the
-    bias additions and the softmax, and ran at 0.85x onnxruntime's speed (issue 16). A fixed share
+    bias additions and the softmax, and ran at 0.85x onnxruntime's speed (issue 16; measured before
+    benchmarks/predict.py paused after onnxruntime's runs). A fixed share
     per worker waited for the slower core: on the 2-core test machine one core took 8 ms a chunk of
     1000 and the other 10, run after run. Each chunk's numbers are the same whichever thread
     computes it, so the predictions do not depend on ``workers``.
