@@ -2,7 +2,7 @@
 
 The images come from the run's ``augmented.npz``, written when the run started
 by the training pipeline itself (``BatchSource.preview``), so the picture shows
-the distortions training draws, not a re-implementation of them.
+distortions made by the code training uses, not by a re-implementation of it.
 """
 
 from __future__ import annotations

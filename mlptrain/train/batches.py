@@ -74,8 +74,9 @@ class BatchSource:
         return indices, augment_batch(self.data.train_images[indices], shape, self.augment, rng, out), labels
 
     def preview(self, indices: Array, draws: int) -> Array:
-        """Training images ``indices`` as stored and under ``draws`` random distortions, drawn as the
-        first ``draws`` steps draw theirs: ``(draws + 1, n, pixels)`` floats in [0, 1] (plots/augment.py)."""
+        """Training images ``indices`` as stored and under ``draws`` random distortions, by the code and
+        with the generators of the first ``draws`` steps (their values differ from a step's: they depend
+        on how many images a generator serves): ``(draws + 1, n, pixels)`` floats in [0, 1] (plots/augment.py)."""
         images = self.data.train_images[indices]
         shown = [gather_batch(self.data.train_images, indices, np.float32)]
         for step in range(draws):
