@@ -44,9 +44,9 @@ def spare_core() -> bool:
 
 
 def cpu_model() -> str:
-    """The CPU's model name, e.g. 'AMD EPYC' ('unknown CPU' when the system does not say).
+    """The CPU's model name, as /proc/cpuinfo's 'model name' gives it ('unknown CPU' when the system does not say).
 
-    Speed depends on it (issue 15: subnormal floats cost far more on Intel than on AMD),
+    Speed depends on it (subnormal floats, for one, cost far more on some CPUs than on others),
     so run summaries and benchmarks record it beside every time they measure.
     """
     try:  # Linux: x86 says "model name"; ARM kernels may say "Model" or only "Hardware"

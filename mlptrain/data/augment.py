@@ -73,8 +73,8 @@ class Augmentation:
     warp: Warp
     mirrors: bool = False  # changes handedness: wrong for digits and characters
     # Calls no BLAS, so a worker thread can prepare it during the step. OpenBLAS serialises its
-    # callers: a worker's 28 x 28 matmul waited for the step's own (28 us alone, 426 us beside a
-    # 1024-wide product, on the 2-core EPYC), which made elastic slower prepared ahead than in line.
+    # callers: a worker's small matmul waits for the step's own large product, which makes an
+    # augmentation that calls BLAS slower prepared ahead than in line (benchmarks/NOTES.md).
     threadable: bool = True
 
 
@@ -282,8 +282,7 @@ def augment_batch(
     in [0, 1]; returns ``out``.
 
     Works through the batch CHUNK images at a time: whole-batch temporaries (a few hundred kB each)
-    would be fresh mmaps, and their page faults cost more than the arithmetic (measured 11 ms against
-    2.6 ms for a batch of 128 on the 2-core EPYC).
+    would be fresh mmaps, and their page faults cost more than the arithmetic (benchmarks/NOTES.md).
     """
     parsed = _warps_last_first(specs)
     for start in range(0, len(images), CHUNK):

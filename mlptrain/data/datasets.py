@@ -48,9 +48,8 @@ class DatasetSpec:
     mirror_safe: bool = False  # does a mirror image keep its class? (clothes yes; digits, characters no)
 
 
-# Sizes and checksums: /work/shared/data/mnist/SOURCES.md (the well-known MNIST MD5s;
-# sha256 as used by common dataset loaders). yann.lecun.com is left out: it now
-# answers with errors or a login page.
+# Sizes and checksums: the well-known MNIST MD5s, and sha256 as used by common dataset
+# loaders. yann.lecun.com is not a mirror: it answers with errors or a login page.
 _MNIST = DatasetSpec(
     name="mnist",
     description="MNIST handwritten digits (LeCun, Cortes, Burges), 60k train / 10k test",
@@ -87,8 +86,7 @@ _MNIST = DatasetSpec(
     class_names=tuple(str(digit) for digit in range(10)),
 )
 
-# Sizes and checksums: /work/shared/data/fashion-mnist/SOURCES.md (MD5s as
-# published in the zalandoresearch/fashion-mnist README).
+# Sizes and checksums: the MD5s published in the zalandoresearch/fashion-mnist README.
 _FASHION_MNIST = DatasetSpec(
     name="fashion-mnist",
     description="Fashion-MNIST clothing images (Zalando Research), 60k train / 10k test",

@@ -134,8 +134,8 @@ def _check_counts(images_path: Path, images: Array, labels_path: Path, labels: A
 
 def gather_batch(images: Array, indices: Array | slice, dtype: np.dtype | type) -> Array:
     """Rows ``indices`` of uint8 ``images`` as floats in ``[0, 1]``, shape ``(len(indices), pixels)``."""
-    # astype then an in-place multiply: both are SIMD loops, measured faster than one mixed-type
-    # multiply (36 vs 41 us for a batch of 128) or np.take into a reused buffer (39 us).
+    # astype then an in-place multiply: both are SIMD loops, faster than one mixed-type multiply
+    # or np.take into a reused buffer (benchmarks/NOTES.md, "Tried and dropped").
     batch = images[indices].astype(dtype)
     batch *= 1.0 / 255.0
     return batch

@@ -24,9 +24,9 @@ from mlptrain.nn.network import Network, Workspace, forward
 from mlptrain.runs.files import WEIGHTS_FILE, class_names, load_weights
 
 Array = np.ndarray
-# Rows per forward call. On one worker 250 to 1000 rows ran alike (1000 had been fastest of 250 to
-# 10,000); on two, 250 to 625 ran 7-11% faster than 1000 (784-256-256-10): 20 chunks share out more
-# evenly between unequal cores than 10. One size for any number of workers keeps the numbers equal.
+# Rows per forward call: small enough that the chunks share out evenly between unequal cores, large
+# enough for efficient products (the chunk sizes tried are in docs/predict.md). One size for any number
+# of workers keeps the numbers equal.
 CHUNK = 500
 
 
@@ -64,12 +64,10 @@ def probabilities(net: Network, images: Array, chunk: int = CHUNK, workers: int 
 
     ``workers`` threads take chunks from a shared queue, with the BLAS on one thread (call inside
     ``blas_threads(1)``): NumPy releases the GIL in the products and the elementwise work alike, so
-    both cores stay busy. One stream on a 2-thread BLAS leaves the second core idle in the ReLUs, the
-    bias additions and the softmax, and ran at 0.85x onnxruntime's speed (issue 16; measured before
-    benchmarks/predict.py paused after onnxruntime's runs). A fixed share
-    per worker waited for the slower core: on the 2-core test machine one core took 8 ms a chunk of
-    1000 and the other 10, run after run. Each chunk's numbers are the same whichever thread
-    computes it, so the predictions do not depend on ``workers``.
+    every core stays busy. One stream on a multi-threaded BLAS leaves the other cores idle in the
+    ReLUs, the bias additions and the softmax. A fixed share per worker would wait for the slowest
+    core, and cores of one machine do not always run at one speed (docs/predict.md). Each chunk's
+    numbers are the same whichever thread computes it, so the predictions do not depend on ``workers``.
     """
     n = len(images)
     out = np.empty((n, net.sizes[-1]), np.float32)
@@ -141,7 +139,7 @@ def top_k(probs: Array, k: int) -> tuple[Array, Array]:
     """The ``k`` likeliest classes per row, likeliest first ``(n, k)``, and their probabilities."""
     if not 1 <= k <= probs.shape[1]:
         raise ConfigError(f"--top-k {k}: the network has {probs.shape[1]} classes; choose 1 to {probs.shape[1]}")
-    if k == 1:  # argmax: a SIMD loop, 5x faster than sorting the rows, same first index on ties
+    if k == 1:  # argmax: a SIMD loop, far faster than sorting the rows, same first index on ties
         order = probs.argmax(axis=1)[:, None]
     else:
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]

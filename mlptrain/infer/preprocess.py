@@ -56,7 +56,9 @@ def ink_layer(gray: Array) -> Array | None:
 
 
 def _quantile(values: Array, q: float) -> float:
-    """The ``q`` quantile (nearest rank) of a 1-d array; np.median would import numpy.ma (50 ms) first."""
+    """The ``q`` quantile (nearest rank) of a 1-d array.
+
+    Not np.median: it imports numpy.ma first, a noticeable share of predict's start-up."""
     k = min(len(values) - 1, int(q * len(values)))
     return float(np.partition(values, k)[k])
 

@@ -65,8 +65,8 @@ def _tanh(z: Array, out: Array | None = None) -> Array:
 
 
 def _relu(z: Array, out: Array | None = None) -> Array:
-    # max(z, array of zeros), not max(z, 0): NumPy's SIMD loop takes two arrays, and against
-    # the scalar it was 3x slower (12.9 vs 5.7 us for 128x256 float32, zeroing included).
+    # max(z, array of zeros), not max(z, 0): NumPy's SIMD loop takes two arrays; against the
+    # scalar it is several times slower, zeroing included (benchmarks/NOTES.md).
     if out is z:
         return np.maximum(z, 0, out=out)  # in place: no array to hold the zeros
     if out is None:

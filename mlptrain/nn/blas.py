@@ -96,9 +96,9 @@ def add_into(target: Array, addend: Array, alpha: float = 1.0) -> None:
 
 def _address(x: Array) -> int:
     """Where C-contiguous ``x``'s data starts, for a foreign call."""
-    # A ctypes view of the buffer is 0.27 us against 0.95 us for x.ctypes.data, and a
-    # 784-256-256-10 step takes 13 addresses (three gemm, two axpy). Read-only (and empty)
-    # arrays export no writable buffer.
+    # A ctypes view of the buffer is several times cheaper than x.ctypes.data, and every step takes
+    # an address per BLAS operand (benchmarks/NOTES.md). Read-only (and empty) arrays export no
+    # writable buffer.
     try:
         return ctypes.addressof(ctypes.c_char.from_buffer(x))
     except (TypeError, ValueError):

@@ -196,11 +196,11 @@ def softmax_cross_entropy(logits: Array, labels: Array, smoothing: float = 0.0) 
     n, classes = logits.shape
     rows = np.arange(n)
     # Each row's maximum picked through argmax, which has a SIMD loop: max(axis=1) over
-    # rows of ten classes has none (1 vs 6 us at 128x10). Same value, NaN included.
+    # rows of ten classes has none (benchmarks/NOTES.md). Same value, NaN included.
     shifted = logits - logits[rows, logits.argmax(axis=1)][:, None]
     exp = np.exp(shifted)
     sums = exp.sum(axis=1, keepdims=True)
-    # The mean as sum / n: np.mean rounds the same way, through 3 us of Python wrapper.
+    # The mean as sum / n: np.mean rounds the same way, through a Python wrapper that costs more.
     if smoothing:
         picked = (1 - smoothing) * shifted[rows, labels] + (smoothing / classes) * shifted.sum(axis=1)
         loss = float((np.log(sums[:, 0]) - picked).sum() / n)
@@ -245,7 +245,7 @@ def backward(
 
 def _bias_gradient(delta: Array, out: Array | None, beta: float) -> Array:
     """The column sums of ``delta``, into ``out`` or, with ``beta``, added to ``beta * out``."""
-    # np.add.reduce is np.sum without its Python wrapper: the same sums, about 1 us less a call.
+    # np.add.reduce is np.sum without its Python wrapper: the same sums, less overhead a call.
     if not beta:
         return np.add.reduce(delta, axis=0, out=out)
     if out is None:

@@ -6,9 +6,9 @@ geometrically: Adam's ``m *= beta1`` every step, SGD's ``v *= mu``. It passes
 float32's smallest normal (1.2e-38) after a few hundred steps and then never
 reaches 0: ``0.9 * 4 ulp`` rounds back to 4 ulp, so it sits in the subnormal
 range for good. Every elementwise operation on such an operand takes the CPU's
-slow path (about 100 cycles on Intel, far less on AMD), and by epoch 50 of the
-shipped AdamW configs 14-18% of each first moment was subnormal: epochs took
-twice as long on an Intel Xeon.
+slow path (about 100 cycles on some CPUs, far less on others), and over a long
+run a large share of an AdamW first moment ends up subnormal: epochs can take
+twice as long (the measurements are in docs/numerics.md).
 
 Two cures were weighed. Setting the CPU's flush-to-zero and denormals-are-zero
 flags (MXCSR on x86, FPCR on ARM) has no Python API: it needs a compiled helper

@@ -22,8 +22,8 @@ def _positive(values: list[float]) -> list[float]:
 def init_scan_figure(scan: Scan) -> Any:
     """Gain product against r, log-log: one line per activation, its healthy r band shaded, initializers marked."""
     plt = pyplot()
-    # Fixed margins, not constrained layout: on these log axes its tick-label measuring took 1.1 of
-    # the command's 3.6-4.1 s (cProfile), and the legend sits inside the axes anyway.
+    # Fixed margins, not constrained layout: on these log axes its tick-label measuring was a large
+    # share of the whole command's time (benchmarks/NOTES.md), and the legend sits inside the axes anyway.
     fig, ax = plt.subplots(figsize=(9, 5.5))
     fig.subplots_adjust(left=0.085, right=0.985, bottom=0.095, top=0.94)
     ax.axhspan(1 / scan.factor, scan.factor, color="0.85", zorder=0, label=f"healthy: within {scan.factor:g}x of 1")

@@ -150,10 +150,10 @@ class DaskExecutor:
 
             # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536 to hand memory back sooner; it also
             # turns off glibc's adaptive mmap threshold, and every large temporary array then costs fresh pages:
-            # trials ran ~35% slower. Our own cluster does without it (see docs/sweeps.md for workers started by hand).
-            # On Ctrl-C a worker's event loop can stop while a batched send still waits on a timeout; asyncio
-            # then prints "Future exception was never retrieved ... TimeoutError: Timeout" among our lines
-            # (in 3 of 70 interrupted sweeps; 0 of 80 with this). Our workers' asyncio reports are Dask's.
+            # trials run markedly slower. Our own cluster does without it (see docs/sweeps.md for workers started
+            # by hand). On Ctrl-C a worker's event loop can stop while a batched send still waits on a timeout;
+            # asyncio then prints "Future exception was never retrieved ... TimeoutError: Timeout" among our lines,
+            # now and then. Our workers' asyncio reports are Dask's, so they are silenced.
             quiet = {NANNY_MALLOC_TRIM: None, WORKERS_ASYNCIO_LOG_LEVEL: "critical"}
             with _children_ignore_sigint(), dask.config.set(quiet):
                 cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,

@@ -1,12 +1,11 @@
 """The training batches of an epoch: gathered, augmented when the config says so, prepared one ahead.
 
-Without augmentation a batch is a gather and a scale (tens of microseconds), done
-in line. With it, resampling a batch of 128 MNIST images costs 2.5-6 ms of NumPy.
-A worker thread can prepare batch b + 1 while the step on batch b runs (NumPy
-releases the GIL in its loops), but only a core the step's BLAS leaves free makes
-that pay: on the 2-core EPYC with 2 BLAS threads it made epochs slower
-(``benchmarks/augment.py``: shift 1.08x the un-augmented epoch ahead, 1.01x in
-line; hflip 1.07x and 0.99x). So batches are prepared ahead only when there is
+Without augmentation a batch is a gather and a scale, done in line. With it,
+resampling a batch costs milliseconds of NumPy. A worker thread can prepare
+batch b + 1 while the step on batch b runs (NumPy releases the GIL in its loops),
+but only a core the step's BLAS leaves free makes that pay: with every core
+running BLAS threads it made epochs slower (``benchmarks/augment.py``; the numbers
+are in docs/augmentation.md). So batches are prepared ahead only when there is
 a spare core (``threads.spare_core``), and never for an augmentation that calls
 BLAS, which a worker would wait for (``Augmentation.threadable``).
 Each batch's distortions come from a generator keyed by the optimizer step it
