@@ -145,3 +145,33 @@ def test_a_run_killed_while_being_reopened_is_finished_by_resume_then_trained_on
     assert rows == whole_rows
     for key in whole_w:
         np.testing.assert_array_equal(whole_w[key], weights[key])
+
+
+# Warnings at the init check, at epoch 1 (one cleared later) and not-learning, checked after epoch 2.
+UNHEALTHY = ["--init-range", "0.01", "--lr", "0.05"]
+
+
+def warnings_and_weights(run: Path) -> tuple[list[dict], dict]:
+    with np.load(run / "weights.npz") as npz:
+        return json.loads((run / "summary.json").read_text())["warnings"], {k: npz[k] for k in npz.files}
+
+
+@pytest.mark.parametrize("first", [1, 2])
+def test_a_run_trained_on_or_resumed_records_the_warnings_of_a_run_in_one_go(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: int) -> None:
+    assert fit(tiny, "--epochs", "4", *UNHEALTHY, "--out", str(tmp_path / "whole")).exit_code == 0
+    whole_warnings, whole_w = warnings_and_weights(tmp_path / "whole")
+    assert {"not-learning", "vanishing-signal"} <= {w["code"] for w in whole_warnings}
+    assert any(w["cleared"] for w in whole_warnings)  # the comparison covers `cleared` too
+    extended, cut = tmp_path / "extended", tmp_path / "cut"
+    assert fit(tiny, "--epochs", str(first), *UNHEALTHY, "--out", str(extended)).exit_code == 0
+    assert CliRunner().invoke(cli, ["fit", "--resume", str(extended), "--epochs", "4", "--quiet"]).exit_code == 0
+    with monkeypatch.context() as patch:
+        crash_at(patch, "mlptrain.experiment.save_checkpoint", after=first)  # killed during epoch first + 1
+        assert isinstance(fit(tiny, "--epochs", "4", *UNHEALTHY, "--out", str(cut)).exception, Killed)
+    assert CliRunner().invoke(cli, ["fit", "--resume", str(cut), "--quiet"]).exit_code == 0
+    for run in (extended, cut):
+        warnings, weights = warnings_and_weights(run)
+        assert warnings == whole_warnings, run.name
+        for key in whole_w:
+            np.testing.assert_array_equal(whole_w[key], weights[key])
