@@ -8,6 +8,7 @@ import pytest
 
 from mlptrain.config import FIELDS, Config, build_config, default_init, merge, parse_hidden
 from mlptrain.configfile import load_config_file
+from mlptrain.data.datasets import DATASETS
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import ACTIVATIONS
 
@@ -131,4 +132,7 @@ def test_every_field_has_help() -> None:
 @pytest.mark.parametrize("path", sorted(set(CONFIGS.glob("*.yaml")) - set(CONFIGS.glob("sweep-*.yaml"))),
                          ids=lambda p: p.name)  # sweep-*.yaml are sweep specs: tests/test_sweep.py checks them
 def test_shipped_configs_are_valid(path: Path) -> None:
-    build_config(load_config_file(path), {})
+    values = load_config_file(path)
+    config = default_init(build_config(values, {key: path.name for key in values}))
+    assert config.dataset in DATASETS, f"{path.name} names no data set of the table: {config.dataset!r}"
+    assert config.init is not None and build_config(config.to_dict()) == config  # as a run stores and rereads it

@@ -7,6 +7,13 @@ state back as ``checkpoint.npz``, removes ``summary.json`` and rewrites
 point leaves a run that ``--resume`` finishes; the history in
 ``metrics.jsonl`` is kept.
 
+A run killed after its summary but before the rename is complete with its
+final state still in ``checkpoint.npz`` (and, if it was itself continued, an
+older ``state.npz`` beside it). So the final state is ``checkpoint.npz`` when
+a completed run has one: it is written after every epoch and only renamed
+away at the end, so it is never older than ``state.npz``. Continuing such a
+run uses it in place, and the run's end renames it as usual.
+
 The promise is the usual one: the continued run ends with the metrics and
 weights of a run started with ``--epochs N``. So only the epoch count may
 change, the run must not have stopped early, and the learning rates of the
@@ -38,6 +45,15 @@ def keep_final_state(run_dir: Path) -> None:
     checkpoint = run_dir / CHECKPOINT_FILE
     if checkpoint.exists():
         os.replace(checkpoint, run_dir / STATE_FILE)
+
+
+def final_state(run_dir: Path) -> Path | None:
+    """A completed run's last training state: ``checkpoint.npz`` if the run died before renaming it, else
+    ``state.npz``; None when neither is there."""
+    for name in (CHECKPOINT_FILE, STATE_FILE):
+        if (run_dir / name).exists():
+            return run_dir / name
+    return None
 
 
 def config_differences(stored: Config, requested: Config) -> list[str]:
@@ -73,7 +89,7 @@ def _check_state(run_dir: Path, summary: object, done: object, requested: Config
                           "the run --epochs asks for; start a new run")
     if requested.epochs <= done:
         raise ConfigError(f"{run_dir} has already run {done} epochs; give --epochs above {done}")
-    if not (run_dir / STATE_FILE).exists():
+    if final_state(run_dir) is None:
         raise ConfigError(f"{run_dir} has no {STATE_FILE} (it finished before mlptrain kept the final state, or "
                           "the file was removed); start a new run with --epochs "
                           f"{requested.epochs}")
@@ -89,8 +105,9 @@ def _check_schedule(stored: Config, requested: Config, done: int) -> None:
 
 def reopen_for_more_epochs(run_dir: Path, config: Config) -> None:
     """Turn a finished run back into an unfinished one of ``config`` (checked by ``check_extendable``)."""
-    temporary = run_dir / f".{CHECKPOINT_FILE}.reopen.tmp"
-    shutil.copyfile(run_dir / STATE_FILE, temporary)
-    os.replace(temporary, run_dir / CHECKPOINT_FILE)
+    if final_state(run_dir) == run_dir / STATE_FILE:  # else the final state is already the checkpoint
+        temporary = run_dir / f".{CHECKPOINT_FILE}.reopen.tmp"
+        shutil.copyfile(run_dir / STATE_FILE, temporary)
+        os.replace(temporary, run_dir / CHECKPOINT_FILE)
     (run_dir / SUMMARY_FILE).unlink()
     write_config(run_dir, config.to_dict())

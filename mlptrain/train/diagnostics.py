@@ -233,11 +233,22 @@ def gradient_warnings(rows: list[LayerHealth], epoch: int, ctx: Context) -> list
     return []
 
 
+def learning_check_epoch(epochs: int) -> int:
+    """The epoch after which an ``epochs``-epoch run checks not-learning: a shorter run checks at its end."""
+    return min(NOT_LEARNING_EPOCH, epochs)
+
+
+def raised_in_a_run_of(warning: dict, epochs: int) -> bool:
+    """Whether an ``epochs``-epoch run could have recorded ``warning`` (a dict): a run trained on for more
+    epochs drops the not-learning its shorter self checked at its end, and checks at its own check epoch."""
+    return warning["code"] != "not-learning" or warning["epoch"] == learning_check_epoch(epochs)
+
+
 def learning_warnings(loss: float, n_classes: int, epoch: int, epochs: int, ctx: Context) -> list[HealthWarning]:
     """not-learning: the loss still near log(classes) after the check epoch."""
     chance = math.log(n_classes)
     threshold = NOT_LEARNING_SHARE * chance
-    if epoch == min(NOT_LEARNING_EPOCH, epochs) and loss > threshold:
+    if epoch == learning_check_epoch(epochs) and loss > threshold:
         return [_with_advice("not-learning", epoch, None,
                              f"after {epoch} epoch{'s' if epoch != 1 else ''} the training loss is {loss:.3f}, "
                              f"above {threshold:.3f} ({NOT_LEARNING_SHARE:g} x log({n_classes}); log({n_classes})"

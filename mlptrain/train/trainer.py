@@ -44,6 +44,7 @@ from mlptrain.train.diagnostics import (
     check_epoch,
     check_init,
     context_for,
+    raised_in_a_run_of,
 )
 from mlptrain.train.evaluate import evaluate
 
@@ -348,6 +349,10 @@ class Trainer:
         self.progress = _checked_progress(state["progress"], self.config.epochs)
         if self.progress.epoch < self.config.epochs and not self._stopped_early():
             self.progress.stop_reason = None  # a finished run trained on for more epochs (runs/extend.py)
+            # Its warnings become those of a run started with the new epoch count: the same, but for a check
+            # that depends on the epoch count (the shorter run's not-learning, checked at its end).
+            self.progress.warnings = [w for w in self.progress.warnings
+                                      if raised_in_a_run_of(w, self.config.epochs)]
         self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
         self.dropout_rng.bit_generator.state = state["dropout_rng"]
 
