@@ -21,7 +21,14 @@ from mlptrain.nn.optimizers import OPTIMIZERS
 from mlptrain.train.diagnostics import gain_products, layer_health, total_gain
 from mlptrain.train.trainer import Trainer, initial_network
 from mlptrain.tune.gradcheck import TOLERANCE, gradcheck
-from mlptrain.tune.initscan import band_position, equivalent_r, healthy_bands, log_grid, scan_init
+from mlptrain.tune.initscan import (
+    band_position,
+    equivalent_r,
+    gain_position,
+    healthy_bands,
+    log_grid,
+    scan_init,
+)
 from mlptrain.tune.lrfind import lr_find
 
 from synthetic import write_dataset
@@ -160,8 +167,67 @@ def test_init_scan_cli_prints_bands_and_writes_the_plot(tiny: Path, tmp_path: Pa
                                "U(-r, r), r = 0.0001 .. 10 (21 points); healthy: within 2x of 1")
     assert [line.split(":")[0] for line in lines if not line.startswith(" ")][1:-1] == ["relu", "tanh"]
     yours = [line for line in lines if "yours (uniform r=0.001)" in line]
-    assert len(yours) == 2 and all("below the band" in line for line in yours)
+    assert len(yours) == 2 and all("below: the signal vanishes" in line for line in yours)
     assert lines[-1] == f"wrote {out}" and out.read_bytes()[:4] == b"\x89PNG"
+
+
+# Nets of the synthetic data where an initializer's equivalent r lies inside the activation's r band while
+# the gain it measured lies outside the healthy range: r places an init against the band only for ReLU-like
+# units (and not even there for a normal draw against the uniform curve).
+MISPLACED = [("8,8,8", "tanh", "glorot-normal", "below"), ("32", "identity", "he-normal", "above")]
+VERDICTS = {"below": "vanishes", "above": "grows"}
+
+
+@pytest.mark.parametrize("hidden, activation, init, verdict", MISPLACED)
+def test_init_scan_judges_each_init_from_the_gain_it_measured(
+        tiny: Path, data, tmp_path: Path, hidden: str, activation: str, init: str, verdict: str) -> None:
+    scan = scan_init(config(tiny, hidden=[int(h) for h in hidden.split(",")]), data, [activation])
+    (curve,) = scan.curves
+    assert band_position(curve.bands, scan.init_radii[init]) == "inside"  # the case the old label got wrong
+    assert not 0.5 <= curve.inits[init] <= 2
+    result = invoke("init-scan", "--dataset", str(tiny), "--hidden", hidden, *SMALL, "--activations", activation,
+                    "--out", str(tmp_path / "scan.png"))
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert f"{curve.inits[init]:.3g}  {verdict}: the signal {VERDICTS[verdict]}" in rows[init]
+    for name, gain in curve.inits.items():  # every row follows its own gain
+        expected = "inside" if 0.5 <= gain <= 2 else "below" if gain < 0.5 else "above"
+        assert f"{gain:.3g}  {expected}" in rows[name], rows[name]
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_init_scan_labels_of_the_issue_on_mnist(tmp_path: Path) -> None:
+    result = invoke("init-scan", "--hidden", "64,64", "--activations", "tanh,elu,softplus", "--mirror", str(MNIST),
+                    "--data-dir", str(tmp_path / "data"), "--quiet", "--out", str(tmp_path / "scan.png"))
+    assert result.exit_code == 0, result.output
+    tables = result.stdout.split("\nelu:")[1].split("\nsoftplus:")
+    elu, softplus = ({line.split()[0]: line for line in t.splitlines() if line.startswith("  ")} for t in tables)
+    assert "above: the signal grows" in elu["he-uniform"]
+    assert "below: the signal vanishes" in softplus["glorot-uniform"]
+
+
+def test_gain_position_is_judged_against_the_factor() -> None:
+    assert [gain_position(g, 2.0) for g in (0.5, 1.0, 2.0)] == ["inside"] * 3
+    assert [gain_position(g, 2.0) for g in (0.0, 0.499, 1e-9)] == ["below"] * 3
+    assert [gain_position(g, 2.0) for g in (2.01, math.inf, math.nan)] == ["above"] * 3  # NaN: inf / inf
+    assert gain_position(1.6, 1.5) == "above" and gain_position(0.7, 1.5) == "inside"
+
+
+def test_init_scan_plot_marks_an_init_hollow_when_its_gain_is_outside(tiny: Path, data) -> None:
+    from mlptrain.plots.tune import init_scan_figure
+
+    scan = scan_init(config(tiny, hidden=[8, 8, 8]), data, ["tanh", "relu"])
+    figure = init_scan_figure(scan)
+    marks = {(float(line.get_xdata()[0]), float(line.get_ydata()[0])): line.get_markerfacecolor()
+             for line in figure.axes[0].lines if len(line.get_xdata()) == 1}
+    hollow = 0
+    for curve in scan.curves:
+        for name, gain in curve.inits.items():
+            outside = marks[(scan.init_radii[name], gain)] == "white"
+            assert outside == (gain_position(gain, scan.factor) != "inside"), (curve.activation, name, gain)
+            hollow += outside
+    assert hollow  # tanh's glorot-normal at least
 
 
 def test_init_scan_refuses_activation_and_activations_together(tiny: Path) -> None:
