@@ -16,11 +16,12 @@ from mlptrain.config import Config, build_config, default_init
 from mlptrain.data.loading import load_dataset
 from mlptrain.nn.activations import ACTIVATIONS
 from mlptrain.nn.initializers import INITIALIZERS
-from mlptrain.nn.network import init_network
+from mlptrain.nn.network import forward, init_network
 from mlptrain.nn.optimizers import OPTIMIZERS
 from mlptrain.train.diagnostics import gain_products, layer_health, total_gain
+from mlptrain.train.objective import Objective, training_objective
 from mlptrain.train.trainer import Trainer, initial_network
-from mlptrain.tune.gradcheck import TOLERANCE, gradcheck
+from mlptrain.tune.gradcheck import EPS, TOLERANCE, gradcheck
 from mlptrain.tune.initscan import (
     band_position,
     equivalent_r,
@@ -292,7 +293,7 @@ SCALES = {"uniform": {"init_range": 0.5}, "normal": {"init_std": 0.3}}
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_gradcheck_passes_for_every_activation_and_initializer(tiny: Path, data, activation: str, init: str) -> None:
     cfg = config(tiny, hidden=[6, 5], activation=activation, init=init, **SCALES.get(init, {}))
-    checks = gradcheck(cfg, data, samples=3, per_array=10_000)
+    checks = gradcheck(cfg, data, samples=3, per_array=10_000).arrays
     assert [c.name for c in checks] == ["W0", "b0", "W1", "b1", "W2", "b2"]
     assert all(c.checked + c.skipped == c.size for c in checks)  # a small net: every parameter
     assert sum(c.checked for c in checks) > 0.9 * sum(c.size for c in checks)
@@ -300,8 +301,9 @@ def test_gradcheck_passes_for_every_activation_and_initializer(tiny: Path, data,
 
 
 def test_gradcheck_includes_the_l2_term(tiny: Path, data) -> None:
-    checks = gradcheck(config(tiny, hidden=[5], weight_decay=0.1), data, samples=2)
-    assert all(c.passed for c in checks)
+    result = gradcheck(config(tiny, hidden=[5], weight_decay=0.1), data, samples=2)
+    assert result.loss == "cross-entropy, plus the L2 term of weight decay 0.1"
+    assert all(c.passed for c in result.arrays)
 
 
 @pytest.mark.parametrize("activation, wrong", [
@@ -316,15 +318,78 @@ def test_gradcheck_fails_on_a_wrong_derivative(tiny: Path, monkeypatch: pytest.M
     assert f"the backward pass or the {activation} derivative is wrong" in result.stdout
 
 
+def _forgets_the_smoothing(real):
+    """softmax_cross_entropy with a gradient wrong only under label smoothing: plain cross-entropy's."""
+    def broken(logits, labels, smoothing=0.0):
+        return real(logits, labels, smoothing)[0], real(logits, labels)[1]
+    return broken
+
+
+def test_gradcheck_checks_the_smoothed_loss_and_fails_a_wrong_smoothed_gradient(
+        tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlptrain.nn import network
+
+    monkeypatch.setattr(network, "softmax_cross_entropy", _forgets_the_smoothing(network.softmax_cross_entropy))
+    plain = invoke("gradcheck", "--dataset", str(tiny), "--hidden", "8,8", *SMALL)
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout.splitlines()[1] == "loss: cross-entropy"
+    smoothed = invoke("gradcheck", "--dataset", str(tiny), "--hidden", "8,8", "--label-smoothing", "0.1", *SMALL)
+    assert smoothed.exit_code == 1, smoothed.output
+    lines = smoothed.stdout.splitlines()
+    assert lines[1] == "loss: cross-entropy with label smoothing 0.1"
+    assert lines[-1].startswith("FAIL: W0, b0, W1, b1, W2, b2 disagree with the central differences")
+    assert lines[-1].endswith("or the loss's gradient (cross-entropy with label smoothing 0.1)")
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic"])
+def test_gradcheck_passes_the_smoothed_loss_with_its_l2_term(tiny: Path, data, activation: str) -> None:
+    cfg = config(tiny, hidden=[6, 5], activation=activation, label_smoothing=0.1, weight_decay=0.01)
+    result = gradcheck(cfg, data, samples=3, per_array=10_000)
+    assert result.loss == "cross-entropy with label smoothing 0.1, plus the L2 term of weight decay 0.01"
+    assert result.left_out == [] and all(c.passed for c in result.arrays), result.arrays
+
+
+def test_training_and_gradcheck_take_their_loss_from_one_place(tiny: Path, data) -> None:
+    cfg = config(tiny, hidden=[5], label_smoothing=0.2, weight_decay=0.01, optimizer="adamw", dropout=0.5,
+                 max_norm=3.0)
+    assert Trainer(cfg, data).objective == training_objective(cfg) == Objective(label_smoothing=0.2, l2=0.0)
+    result = gradcheck(cfg, data, samples=2)
+    assert result.loss == training_objective(cfg).describe() == "cross-entropy with label smoothing 0.2"
+    assert result.left_out == ["weight decay 0.01 (adamw applies it in its step, outside the gradient)",
+                               "dropout 0.5 (random masks: the check runs without them)",
+                               "max-norm 3 (a projection of the weights after each step)"]
+
+
+@pytest.mark.parametrize("option", [f.name for f in dataclasses.fields(Objective)])
+def test_every_loss_option_reaches_both_sides_of_the_check(option: str) -> None:
+    """An option of the training loss changes the analytic gradients and the central differences alike."""
+    rng = np.random.default_rng(5)
+    net = init_network([4, 3, 3], "tanh", INITIALIZERS["glorot-normal"], rng, dtype=np.dtype("float64"))
+    x, y = rng.normal(size=(5, 4)), rng.integers(0, 3, 5)
+    plain, changed = Objective(), dataclasses.replace(Objective(), **{option: 0.1})
+    grads = [objective.loss_and_gradients(net, x, y)[1] for objective in (plain, changed)]
+    assert not np.allclose(grads[0][0], grads[1][0])
+    down = net.weights[0][0, 0]
+    logits = []
+    for value in (down + EPS, down - EPS):
+        net.weights[0][0, 0] = value
+        logits.append(forward(net, x).logits)
+    net.weights[0][0, 0] = down
+    quotients = [objective.difference_quotient(*logits, y, EPS, down) for objective in (plain, changed)]
+    assert quotients[0] != pytest.approx(quotients[1], rel=1e-6)
+    assert quotients[1] == pytest.approx(grads[1][0][0, 0], rel=1e-6)
+
+
 def test_gradcheck_cli_passes_and_prints_one_row_per_array(tiny: Path) -> None:
     result = invoke("gradcheck", "--dataset", str(tiny), "--hidden", "8,8", *SMALL, "--per-array", "50")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == ("gradient check of 64-8-8-3 relu he-normal in float64: 4 probe image(s), "
                         "central differences with delta 1e-05")
-    assert [line.split()[:2] for line in lines[2:8]] == [["W0", "hidden1"], ["b0", "hidden1"], ["W1", "hidden2"],
+    assert lines[1] == "loss: cross-entropy"
+    assert [line.split()[:2] for line in lines[3:9]] == [["W0", "hidden1"], ["b0", "hidden1"], ["W1", "hidden2"],
                                                          ["b1", "hidden2"], ["W2", "logits"], ["b2", "logits"]]
-    assert lines[2].split()[2:5] == ["50", "of", "512"]
+    assert lines[3].split()[2:5] == ["50", "of", "512"]
     assert lines[-1].startswith(f"PASS: every checked gradient agrees within {TOLERANCE:g}")
 
 

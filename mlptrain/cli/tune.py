@@ -207,10 +207,20 @@ def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: flo
     largest relative error per array and PASS, or FAIL with exit status 1.
     Runs on one BLAS thread unless --threads says otherwise (the products are tiny).
 
+    The loss is the one training minimises, with every loss option of the
+    config, and the first lines say which: cross-entropy, with
+    --label-smoothing when set, plus the L2 term of --weight-decay when the
+    optimizer puts it in the gradient (sgd, adam). Not in it, and named when
+    the config sets them: adamw's decoupled decay (its step applies it,
+    outside the gradient), dropout and input dropout (random masks: the check
+    runs without them, and backprop through a mask is the same code), max-norm
+    (a projection after the step) and augmentation (it changes the inputs).
+
     \b
     Examples:
         mlptrain gradcheck
         mlptrain gradcheck --config configs/original-problem.yaml
+        mlptrain gradcheck --label-smoothing 0.1 --weight-decay 0.0005
         mlptrain gradcheck --activation tanh --hidden 32,32 --per-array 100000
     """
     from mlptrain.tune.gradcheck import TOLERANCE
@@ -218,9 +228,13 @@ def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: flo
 
     config, data = _setup(config_file, flags, data_dir, mirror, quiet)
     with blas_threads(threads or 1):
-        checks = check(config, data, samples, per_array, delta)
+        result = check(config, data, samples, per_array, delta)
+    checks = result.arrays
     click.echo(f"gradient check of {_sizes(config, data)} {config.activation} {config.init} in float64: "
                f"{samples} probe image(s), central differences with delta {delta:g}")
+    click.echo(f"loss: {result.loss}")
+    if result.left_out:
+        click.echo(f"not in the loss, so not checked: {'; '.join(result.left_out)}")
     click.echo(f"  {'array':<6} {'layer':<8} {'checked':>17} {'max rel error':>14} {'max |grad|':>11} "
                f"{'at a kink':>9}")
     for c in checks:
@@ -231,7 +245,7 @@ def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: flo
     if failed:
         click.echo(f"FAIL: {', '.join(failed)} disagree with the central differences (largest error "
                    f"{worst.max_error:.2e} in {worst.name}, tolerance {TOLERANCE:g}): the backward pass or the "
-                   f"{config.activation} derivative is wrong")
+                   f"{config.activation} derivative is wrong, or the loss's gradient ({result.loss})")
         sys.exit(1)
     click.echo(f"PASS: every checked gradient agrees within {TOLERANCE:g} (largest error {worst.max_error:.2e} "
                f"in {worst.name})")
