@@ -11,6 +11,7 @@ from mlptrain.nn.initializers import INITIALIZERS, get_initializer
 from mlptrain.nn.network import (
     Network,
     Workspace,
+    cross_entropy_difference,
     dropout_masks,
     forward,
     init_network,
@@ -176,6 +177,23 @@ def test_cross_entropy_is_bit_for_bit_the_textbook_form(dtype: type) -> None:
         want_loss, want_grad = _textbook_softmax_cross_entropy(logits, labels)
         assert loss == want_loss and grad.dtype == dtype
         np.testing.assert_array_equal(grad, want_grad)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_cross_entropy_difference_is_the_losss_own_difference(smoothing: float) -> None:
+    """The gradient check's numeric side: the same loss as training's, to the last digits of tiny differences."""
+    rng = np.random.default_rng(4)
+    down, labels = rng.standard_normal((9, 5)) * 3, rng.integers(0, 5, 9)
+    up = down + rng.standard_normal(down.shape) * 0.1
+    want = softmax_cross_entropy(up, labels, smoothing)[0] - softmax_cross_entropy(down, labels, smoothing)[0]
+    assert cross_entropy_difference(up, down, labels, smoothing).mean() == pytest.approx(want, rel=1e-10)
+    # A step of 1e-12: the difference is grad . d to 9 digits, where subtracting the two losses keeps 4.
+    up = down + rng.standard_normal(down.shape) * 1e-12
+    _, grad = softmax_cross_entropy(down, labels, smoothing)
+    exact = float((grad * (up - down)).sum())
+    assert cross_entropy_difference(up, down, labels, smoothing).mean() == pytest.approx(exact, rel=1e-9, abs=0)
+    subtracted = softmax_cross_entropy(up, labels, smoothing)[0] - softmax_cross_entropy(down, labels, smoothing)[0]
+    assert subtracted != pytest.approx(exact, rel=1e-5, abs=0)
 
 
 def test_cross_entropy_of_a_non_finite_logit_is_nan() -> None:

@@ -16,12 +16,20 @@ from mlptrain.config import Config, build_config, default_init
 from mlptrain.data.loading import load_dataset
 from mlptrain.nn.activations import ACTIVATIONS
 from mlptrain.nn.initializers import INITIALIZERS
-from mlptrain.nn.network import init_network
+from mlptrain.nn.network import forward, init_network
 from mlptrain.nn.optimizers import OPTIMIZERS
 from mlptrain.train.diagnostics import gain_products, layer_health, total_gain
+from mlptrain.train.objective import Objective, training_objective
 from mlptrain.train.trainer import Trainer, initial_network
-from mlptrain.tune.gradcheck import TOLERANCE, gradcheck
-from mlptrain.tune.initscan import band_position, equivalent_r, healthy_bands, log_grid, scan_init
+from mlptrain.tune.gradcheck import EPS, TOLERANCE, gradcheck
+from mlptrain.tune.initscan import (
+    band_position,
+    equivalent_r,
+    gain_position,
+    healthy_bands,
+    log_grid,
+    scan_init,
+)
 from mlptrain.tune.lrfind import lr_find
 
 from synthetic import write_dataset
@@ -160,8 +168,67 @@ def test_init_scan_cli_prints_bands_and_writes_the_plot(tiny: Path, tmp_path: Pa
                                "U(-r, r), r = 0.0001 .. 10 (21 points); healthy: within 2x of 1")
     assert [line.split(":")[0] for line in lines if not line.startswith(" ")][1:-1] == ["relu", "tanh"]
     yours = [line for line in lines if "yours (uniform r=0.001)" in line]
-    assert len(yours) == 2 and all("below the band" in line for line in yours)
+    assert len(yours) == 2 and all("below: the signal vanishes" in line for line in yours)
     assert lines[-1] == f"wrote {out}" and out.read_bytes()[:4] == b"\x89PNG"
+
+
+# Nets of the synthetic data where an initializer's equivalent r lies inside the activation's r band while
+# the gain it measured lies outside the healthy range: r places an init against the band only for ReLU-like
+# units (and not even there for a normal draw against the uniform curve).
+MISPLACED = [("8,8,8", "tanh", "glorot-normal", "below"), ("32", "identity", "he-normal", "above")]
+VERDICTS = {"below": "vanishes", "above": "grows"}
+
+
+@pytest.mark.parametrize("hidden, activation, init, verdict", MISPLACED)
+def test_init_scan_judges_each_init_from_the_gain_it_measured(
+        tiny: Path, data, tmp_path: Path, hidden: str, activation: str, init: str, verdict: str) -> None:
+    scan = scan_init(config(tiny, hidden=[int(h) for h in hidden.split(",")]), data, [activation])
+    (curve,) = scan.curves
+    assert band_position(curve.bands, scan.init_radii[init]) == "inside"  # the case the old label got wrong
+    assert not 0.5 <= curve.inits[init] <= 2
+    result = invoke("init-scan", "--dataset", str(tiny), "--hidden", hidden, *SMALL, "--activations", activation,
+                    "--out", str(tmp_path / "scan.png"))
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert f"{curve.inits[init]:.3g}  {verdict}: the signal {VERDICTS[verdict]}" in rows[init]
+    for name, gain in curve.inits.items():  # every row follows its own gain
+        expected = "inside" if 0.5 <= gain <= 2 else "below" if gain < 0.5 else "above"
+        assert f"{gain:.3g}  {expected}" in rows[name], rows[name]
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not MNIST.is_dir(), reason="needs ../shared/data/mnist")
+def test_init_scan_labels_of_the_issue_on_mnist(tmp_path: Path) -> None:
+    result = invoke("init-scan", "--hidden", "64,64", "--activations", "tanh,elu,softplus", "--mirror", str(MNIST),
+                    "--data-dir", str(tmp_path / "data"), "--quiet", "--out", str(tmp_path / "scan.png"))
+    assert result.exit_code == 0, result.output
+    tables = result.stdout.split("\nelu:")[1].split("\nsoftplus:")
+    elu, softplus = ({line.split()[0]: line for line in t.splitlines() if line.startswith("  ")} for t in tables)
+    assert "above: the signal grows" in elu["he-uniform"]
+    assert "below: the signal vanishes" in softplus["glorot-uniform"]
+
+
+def test_gain_position_is_judged_against_the_factor() -> None:
+    assert [gain_position(g, 2.0) for g in (0.5, 1.0, 2.0)] == ["inside"] * 3
+    assert [gain_position(g, 2.0) for g in (0.0, 0.499, 1e-9)] == ["below"] * 3
+    assert [gain_position(g, 2.0) for g in (2.01, math.inf, math.nan)] == ["above"] * 3  # NaN: inf / inf
+    assert gain_position(1.6, 1.5) == "above" and gain_position(0.7, 1.5) == "inside"
+
+
+def test_init_scan_plot_marks_an_init_hollow_when_its_gain_is_outside(tiny: Path, data) -> None:
+    from mlptrain.plots.tune import init_scan_figure
+
+    scan = scan_init(config(tiny, hidden=[8, 8, 8]), data, ["tanh", "relu"])
+    figure = init_scan_figure(scan)
+    marks = {(float(line.get_xdata()[0]), float(line.get_ydata()[0])): line.get_markerfacecolor()
+             for line in figure.axes[0].lines if len(line.get_xdata()) == 1}
+    hollow = 0
+    for curve in scan.curves:
+        for name, gain in curve.inits.items():
+            outside = marks[(scan.init_radii[name], gain)] == "white"
+            assert outside == (gain_position(gain, scan.factor) != "inside"), (curve.activation, name, gain)
+            hollow += outside
+    assert hollow  # tanh's glorot-normal at least
 
 
 def test_init_scan_refuses_activation_and_activations_together(tiny: Path) -> None:
@@ -226,7 +293,7 @@ SCALES = {"uniform": {"init_range": 0.5}, "normal": {"init_std": 0.3}}
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_gradcheck_passes_for_every_activation_and_initializer(tiny: Path, data, activation: str, init: str) -> None:
     cfg = config(tiny, hidden=[6, 5], activation=activation, init=init, **SCALES.get(init, {}))
-    checks = gradcheck(cfg, data, samples=3, per_array=10_000)
+    checks = gradcheck(cfg, data, samples=3, per_array=10_000).arrays
     assert [c.name for c in checks] == ["W0", "b0", "W1", "b1", "W2", "b2"]
     assert all(c.checked + c.skipped == c.size for c in checks)  # a small net: every parameter
     assert sum(c.checked for c in checks) > 0.9 * sum(c.size for c in checks)
@@ -234,8 +301,9 @@ def test_gradcheck_passes_for_every_activation_and_initializer(tiny: Path, data,
 
 
 def test_gradcheck_includes_the_l2_term(tiny: Path, data) -> None:
-    checks = gradcheck(config(tiny, hidden=[5], weight_decay=0.1), data, samples=2)
-    assert all(c.passed for c in checks)
+    result = gradcheck(config(tiny, hidden=[5], weight_decay=0.1), data, samples=2)
+    assert result.loss == "cross-entropy, plus the L2 term of weight decay 0.1"
+    assert all(c.passed for c in result.arrays)
 
 
 @pytest.mark.parametrize("activation, wrong", [
@@ -250,15 +318,78 @@ def test_gradcheck_fails_on_a_wrong_derivative(tiny: Path, monkeypatch: pytest.M
     assert f"the backward pass or the {activation} derivative is wrong" in result.stdout
 
 
+def _forgets_the_smoothing(real):
+    """softmax_cross_entropy with a gradient wrong only under label smoothing: plain cross-entropy's."""
+    def broken(logits, labels, smoothing=0.0):
+        return real(logits, labels, smoothing)[0], real(logits, labels)[1]
+    return broken
+
+
+def test_gradcheck_checks_the_smoothed_loss_and_fails_a_wrong_smoothed_gradient(
+        tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlptrain.nn import network
+
+    monkeypatch.setattr(network, "softmax_cross_entropy", _forgets_the_smoothing(network.softmax_cross_entropy))
+    plain = invoke("gradcheck", "--dataset", str(tiny), "--hidden", "8,8", *SMALL)
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout.splitlines()[1] == "loss: cross-entropy"
+    smoothed = invoke("gradcheck", "--dataset", str(tiny), "--hidden", "8,8", "--label-smoothing", "0.1", *SMALL)
+    assert smoothed.exit_code == 1, smoothed.output
+    lines = smoothed.stdout.splitlines()
+    assert lines[1] == "loss: cross-entropy with label smoothing 0.1"
+    assert lines[-1].startswith("FAIL: W0, b0, W1, b1, W2, b2 disagree with the central differences")
+    assert lines[-1].endswith("or the loss's gradient (cross-entropy with label smoothing 0.1)")
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic"])
+def test_gradcheck_passes_the_smoothed_loss_with_its_l2_term(tiny: Path, data, activation: str) -> None:
+    cfg = config(tiny, hidden=[6, 5], activation=activation, label_smoothing=0.1, weight_decay=0.01)
+    result = gradcheck(cfg, data, samples=3, per_array=10_000)
+    assert result.loss == "cross-entropy with label smoothing 0.1, plus the L2 term of weight decay 0.01"
+    assert result.left_out == [] and all(c.passed for c in result.arrays), result.arrays
+
+
+def test_training_and_gradcheck_take_their_loss_from_one_place(tiny: Path, data) -> None:
+    cfg = config(tiny, hidden=[5], label_smoothing=0.2, weight_decay=0.01, optimizer="adamw", dropout=0.5,
+                 max_norm=3.0)
+    assert Trainer(cfg, data).objective == training_objective(cfg) == Objective(label_smoothing=0.2, l2=0.0)
+    result = gradcheck(cfg, data, samples=2)
+    assert result.loss == training_objective(cfg).describe() == "cross-entropy with label smoothing 0.2"
+    assert result.left_out == ["weight decay 0.01 (adamw applies it in its step, outside the gradient)",
+                               "dropout 0.5 (random masks: the check runs without them)",
+                               "max-norm 3 (a projection of the weights after each step)"]
+
+
+@pytest.mark.parametrize("option", [f.name for f in dataclasses.fields(Objective)])
+def test_every_loss_option_reaches_both_sides_of_the_check(option: str) -> None:
+    """An option of the training loss changes the analytic gradients and the central differences alike."""
+    rng = np.random.default_rng(5)
+    net = init_network([4, 3, 3], "tanh", INITIALIZERS["glorot-normal"], rng, dtype=np.dtype("float64"))
+    x, y = rng.normal(size=(5, 4)), rng.integers(0, 3, 5)
+    plain, changed = Objective(), dataclasses.replace(Objective(), **{option: 0.1})
+    grads = [objective.loss_and_gradients(net, x, y)[1] for objective in (plain, changed)]
+    assert not np.allclose(grads[0][0], grads[1][0])
+    down = net.weights[0][0, 0]
+    logits = []
+    for value in (down + EPS, down - EPS):
+        net.weights[0][0, 0] = value
+        logits.append(forward(net, x).logits)
+    net.weights[0][0, 0] = down
+    quotients = [objective.difference_quotient(*logits, y, EPS, down) for objective in (plain, changed)]
+    assert quotients[0] != pytest.approx(quotients[1], rel=1e-6)
+    assert quotients[1] == pytest.approx(grads[1][0][0, 0], rel=1e-6)
+
+
 def test_gradcheck_cli_passes_and_prints_one_row_per_array(tiny: Path) -> None:
     result = invoke("gradcheck", "--dataset", str(tiny), "--hidden", "8,8", *SMALL, "--per-array", "50")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == ("gradient check of 64-8-8-3 relu he-normal in float64: 4 probe image(s), "
                         "central differences with delta 1e-05")
-    assert [line.split()[:2] for line in lines[2:8]] == [["W0", "hidden1"], ["b0", "hidden1"], ["W1", "hidden2"],
+    assert lines[1] == "loss: cross-entropy"
+    assert [line.split()[:2] for line in lines[3:9]] == [["W0", "hidden1"], ["b0", "hidden1"], ["W1", "hidden2"],
                                                          ["b1", "hidden2"], ["W2", "logits"], ["b2", "logits"]]
-    assert lines[2].split()[2:5] == ["50", "of", "512"]
+    assert lines[3].split()[2:5] == ["50", "of", "512"]
     assert lines[-1].startswith(f"PASS: every checked gradient agrees within {TOLERANCE:g}")
 
 

@@ -52,10 +52,15 @@ def init_scan(config_file: Path | None, activations: str | None, factor: float, 
 
     For the config's layer sizes, the init check's total gain (the product of
     the layer gains on the probe batch, what fit --verbose prints) for U(-r, r)
-    over a log grid of r, and for each initializer of the table at its
-    equivalent r (the geometric mean over layers of its U(-r, r) limit). Prints
-    each activation's healthy band of r and where the config's own init falls;
-    writes the plot to --out. Forward passes only: no training.
+    over a log grid of r, for each initializer of the table and for the
+    config's own init. Prints each activation's healthy band of r, then each
+    init's gain, judged from that gain: inside (within --factor of 1), below
+    (the signal vanishes) or above (it grows). The equivalent r beside it (the
+    geometric mean over layers of the init's U(-r, r) limit) only places the
+    init on the plot's r axis; whether it falls in the r band decides nothing,
+    as only a plain U(-r, r) lies on the curve (a ReLU net's gain roughly
+    follows that r, a tanh or softplus net's does not). Writes the plot to
+    --out (a hollow marker: its gain is outside). Forward passes only.
 
     \b
     Examples:
@@ -84,21 +89,24 @@ def init_scan(config_file: Path | None, activations: str | None, factor: float, 
 
 
 def format_scan(scan: Any) -> str:
-    """Per activation: the healthy band, then each initializer's equivalent r and total gain."""
-    from mlptrain.tune.initscan import band_position
+    """Per activation: the healthy r band, then each init's measured gain, judged against the factor."""
+    from mlptrain.tune.initscan import placed
 
+    healthy = f"healthy {1 / scan.factor:.3g} .. {scan.factor:.3g}"
     lines = [f"init-scale scan of {'-'.join(map(str, scan.sizes))} on the probe batch: total gain input -> logits "
              f"for U(-r, r), r = {scan.radii[0]:.3g} .. {scan.radii[-1]:.3g} ({len(scan.radii)} points); "
              f"healthy: within {scan.factor:g}x of 1"]
     for curve in scan.curves:
         bands = ", ".join(f"{low:.3g} .. {high:.3g}" for low, high in curve.bands) or "none on the grid"
         lines.append(f"{curve.activation}: healthy r {bands}")
-        lines.append(f"  {'init':<22} {'r':>8} {'gain':>9}  r against the band")
-        rows = [(name, scan.init_radii[name], gain) for name, gain in curve.inits.items()]
-        rows.append((f"yours ({scan.yours})", scan.yours_r, scan.yours_gain[curve.activation]))
-        for name, r, gain in rows:
-            lines.append(f"  {name:<22} {r:>8.3g} {gain:>9.3g}  {band_position(curve.bands, r)}")
+        lines.append(f"  {'init':<22} {'gain':>9}  {f'the gain ({healthy})':<28} {'equivalent r':>12}")
+        for row in placed(scan, curve):
+            name = f"yours ({scan.yours})" if row.name == "yours" else row.name
+            lines.append(f"  {name:<22} {row.gain:>9.3g}  {_VERDICTS[row.position]:<28} {row.r:>12.3g}")
     return "\n".join(lines)
+
+
+_VERDICTS = {"inside": "inside", "below": "below: the signal vanishes", "above": "above: the signal grows"}
 
 
 @click.command("lr-find")
@@ -199,10 +207,20 @@ def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: flo
     largest relative error per array and PASS, or FAIL with exit status 1.
     Runs on one BLAS thread unless --threads says otherwise (the products are tiny).
 
+    The loss is the one training minimises, with every loss option of the
+    config, and the first lines say which: cross-entropy, with
+    --label-smoothing when set, plus the L2 term of --weight-decay when the
+    optimizer puts it in the gradient (sgd, adam). Not in it, and named when
+    the config sets them: adamw's decoupled decay (its step applies it,
+    outside the gradient), dropout and input dropout (random masks: the check
+    runs without them, and backprop through a mask is the same code), max-norm
+    (a projection after the step) and augmentation (it changes the inputs).
+
     \b
     Examples:
         mlptrain gradcheck
         mlptrain gradcheck --config configs/original-problem.yaml
+        mlptrain gradcheck --label-smoothing 0.1 --weight-decay 0.0005
         mlptrain gradcheck --activation tanh --hidden 32,32 --per-array 100000
     """
     from mlptrain.tune.gradcheck import TOLERANCE
@@ -210,9 +228,13 @@ def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: flo
 
     config, data = _setup(config_file, flags, data_dir, mirror, quiet)
     with blas_threads(threads or 1):
-        checks = check(config, data, samples, per_array, delta)
+        result = check(config, data, samples, per_array, delta)
+    checks = result.arrays
     click.echo(f"gradient check of {_sizes(config, data)} {config.activation} {config.init} in float64: "
                f"{samples} probe image(s), central differences with delta {delta:g}")
+    click.echo(f"loss: {result.loss}")
+    if result.left_out:
+        click.echo(f"not in the loss, so not checked: {'; '.join(result.left_out)}")
     click.echo(f"  {'array':<6} {'layer':<8} {'checked':>17} {'max rel error':>14} {'max |grad|':>11} "
                f"{'at a kink':>9}")
     for c in checks:
@@ -223,7 +245,7 @@ def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: flo
     if failed:
         click.echo(f"FAIL: {', '.join(failed)} disagree with the central differences (largest error "
                    f"{worst.max_error:.2e} in {worst.name}, tolerance {TOLERANCE:g}): the backward pass or the "
-                   f"{config.activation} derivative is wrong")
+                   f"{config.activation} derivative is wrong, or the loss's gradient ({result.loss})")
         sys.exit(1)
     click.echo(f"PASS: every checked gradient agrees within {TOLERANCE:g} (largest error {worst.max_error:.2e} "
                f"in {worst.name})")

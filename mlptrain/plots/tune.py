@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlptrain.plots.common import pyplot, save
-from mlptrain.tune.initscan import Scan
+from mlptrain.tune.initscan import Placed, Scan, placed
 from mlptrain.tune.lrfind import LRFind
 
 INIT_SCAN_FILE, LR_FIND_FILE = "init-scan.png", "lr-find.png"
@@ -20,7 +20,11 @@ def _positive(values: list[float]) -> list[float]:
 
 
 def init_scan_figure(scan: Scan) -> Any:
-    """Gain product against r, log-log: one line per activation, its healthy r band shaded, initializers marked."""
+    """Gain product against r, log-log: one line per activation, its healthy r band shaded, initializers marked.
+
+    An init is drawn at its equivalent r and the gain measured for it, filled when that gain is healthy and
+    hollow when it is not: the text's verdict, which the r band cannot give for every activation.
+    """
     plt = pyplot()
     # Fixed margins, not constrained layout: on these log axes its tick-label measuring was a large
     # share of the whole command's time (benchmarks/NOTES.md), and the legend sits inside the axes anyway.
@@ -32,17 +36,33 @@ def init_scan_figure(scan: Scan) -> Any:
         ax.plot(scan.radii, _positive(curve.gains), color=colour, marker=".", label=f"{curve.activation}: U(-r, r)")
         for low, high in curve.bands:
             ax.axvspan(low, high, color=colour, alpha=0.15, zorder=0)
-        for marker, (name, gain) in zip(MARKERS, curve.inits.items()):
-            ax.plot([scan.init_radii[name]], _positive([gain]), marker=marker, color=colour, linestyle="none",
-                    markeredgecolor="black", label=name if i == 0 else None)
-        ax.plot([scan.yours_r], _positive([scan.yours_gain[curve.activation]]), marker="*", markersize=14,
-                color=colour, markeredgecolor="black", linestyle="none",
-                label=f"yours: {scan.yours}" if i == 0 else None)
-    ax.set(xscale="log", yscale="log", xlabel="r of U(-r, r) (initializers: equivalent r)",
+        *inits, yours = placed(scan, curve)
+        for marker, row in zip(MARKERS, inits):
+            _mark(ax, row, marker, colour)
+        _mark(ax, yours, "*", colour, markersize=14)
+    # The key shows each marker's shape once, in grey: a marker's fill tells its verdict, its colour the activation.
+    for marker, name in zip(MARKERS, scan.curves[0].inits):
+        _mark(ax, None, marker, "0.6", label=name)
+    _mark(ax, None, "*", "0.6", markersize=14, label=f"yours: {scan.yours}")
+    _mark(ax, None, "o", "white", label="hollow: gain outside the healthy range")
+    ax.set(xscale="log", yscale="log", xlabel="r of U(-r, r) (initializers: at their equivalent r)",
            ylabel="total gain input -> logits (init check)",
            title=f"init-scale scan: {'-'.join(map(str, scan.sizes))}, probe batch")
     ax.legend(fontsize=8, loc="upper left")
     return fig
+
+
+def _mark(ax: Any, row: Placed | None, marker: str, colour: str, markersize: float = 6.0, label: str | None = None
+          ) -> None:
+    """One init at (equivalent r, measured gain), hollow when its gain is outside; ``row`` None: a key entry.
+
+    A hollow marker keeps the activation's colour on its edge, a filled one has a black edge.
+    """
+    x, y = ([row.r], _positive([row.gain])) if row else ([], [])
+    inside = row is None or row.position == "inside"
+    ax.plot(x, y, marker=marker, markersize=markersize, color=colour, markerfacecolor=colour if inside else "white",
+            markeredgecolor="black" if inside else colour,
+            markeredgewidth=1.0 if inside else 1.8, linestyle="none", label=label)
 
 
 def lr_find_figure(result: LRFind, title: str) -> Any:

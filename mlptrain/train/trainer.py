@@ -31,9 +31,8 @@ from mlptrain.nn.network import (
     apply_max_norm,
     dropout_masks,
     init_network,
-    loss_and_gradients,
 )
-from mlptrain.nn.optimizers import DECOUPLED_DECAY, Hyper, load_state, make_optimizer
+from mlptrain.nn.optimizers import Hyper, load_state, make_optimizer
 from mlptrain.nn.schedules import ScheduleParams, lr_at
 from mlptrain.train.advice import SCALE_CODES, advise, describe_cause
 from mlptrain.train.batches import BatchSource
@@ -47,6 +46,7 @@ from mlptrain.train.diagnostics import (
     raised_in_a_run_of,
 )
 from mlptrain.train.evaluate import evaluate
+from mlptrain.train.objective import training_objective
 
 Array = np.ndarray
 PROBE_SIZE = 1000  # training images the diagnostics look at after every epoch
@@ -151,7 +151,7 @@ class Trainer:
         self.batches = BatchSource(data, self.net.dtype, config.batch_size, config.augment, augment_seed)
         self.shuffle_rng = np.random.default_rng(shuffle_seed)
         self.dropout_rng = np.random.default_rng(dropout_seed)
-        self.l2 = 0.0 if config.optimizer in DECOUPLED_DECAY else config.weight_decay
+        self.objective = training_objective(config)  # the loss; the gradient check checks the same one
         self.progress = Progress()
         self.best_params: list[Array] | None = None
         self._reported = 0  # how many of progress.warnings the caller has seen
@@ -274,8 +274,8 @@ class Trainer:
             if config.dropout or config.input_dropout:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
             scale = self.optimizer.grad_scale(lr)  # SGD's changes every step (see SGD)
-            loss, grads, logits = loss_and_gradients(
-                net, x, labels, self.l2, masks, self.workspace, scale, self.grad_beta, config.label_smoothing
+            loss, grads, logits = self.objective.loss_and_gradients(
+                net, x, labels, masks, self.workspace, scale, self.grad_beta
             )
             if not math.isfinite(loss):
                 raise self.diverged(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")

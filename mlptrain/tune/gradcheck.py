@@ -2,9 +2,13 @@
 
 The net is the config's initial net drawn in float64 (same seed stream as a
 run), the samples are the first few of the run's probe batch, and the loss is
-the training loss (cross-entropy plus the L2 term when the optimizer puts the
-decay in the gradient; no dropout). Every entry of an array with at most
-``per_array`` entries is checked, otherwise a random sample of ``per_array``.
+the training loss, the trainer's own ``Objective`` with every loss option of
+the config (label smoothing; the L2 term when the optimizer puts the decay in
+the gradient): the analytic side is its ``loss_and_gradients``, the numeric
+side its ``difference_quotient``. Left out, and named by ``left_out``: decoupled
+decay, dropout (random masks), max-norm and augmentation, which are no part of
+the loss. Every entry of an array with at most ``per_array`` entries is
+checked, otherwise a random sample of ``per_array``.
 An entry whose perturbation moves some hidden pre-activation across 0 is
 skipped: a ReLU's kink there makes the difference quotient meaningless, not
 the derivative wrong. The error of an entry is ``|analytic - numeric|`` over
@@ -22,8 +26,8 @@ import numpy as np
 
 from mlptrain.config import Config
 from mlptrain.data.loading import Dataset
-from mlptrain.nn.network import Network, forward, loss_and_gradients
-from mlptrain.nn.optimizers import DECOUPLED_DECAY
+from mlptrain.nn.network import Network, forward
+from mlptrain.train.objective import Objective
 from mlptrain.train.trainer import Trainer
 
 Array = np.ndarray
@@ -49,14 +53,22 @@ class ArrayCheck:
         return self.max_error < TOLERANCE
 
 
+@dataclass
+class GradCheck:
+    """The loss that was checked, what of training it leaves out, and one ``ArrayCheck`` per parameter array."""
+
+    loss: str  # e.g. "cross-entropy with label smoothing 0.1"
+    left_out: list[str]  # this config's settings that change training but are no part of the loss
+    arrays: list[ArrayCheck]
+
+
 def gradcheck(config: Config, data: Dataset, samples: int = 4, per_array: int = 500, eps: float = EPS
-              ) -> list[ArrayCheck]:
+              ) -> GradCheck:
     """Check every parameter array of ``config``'s initial net (in float64) on ``samples`` probe images."""
     trainer = Trainer(dataclasses.replace(config, dtype="float64", dropout=0.0, input_dropout=0.0), data)
-    net = trainer.net
+    net, objective = trainer.net, trainer.objective
     x, y = (a[:samples] for a in trainer.probe_batch())
-    l2 = 0.0 if config.optimizer in DECOUPLED_DECAY else config.weight_decay
-    _, grads, _ = loss_and_gradients(net, x, y, l2)
+    _, grads, _ = objective.loss_and_gradients(net, x, y)
     pick = np.random.default_rng(config.seed)
     n_layers = len(net.weights)
     checks = []
@@ -66,8 +78,24 @@ def gradcheck(config: Config, data: Dataset, samples: int = 4, per_array: int = 
         flat = np.arange(param.size)
         if param.size > per_array:
             flat = np.sort(pick.choice(param.size, per_array, replace=False))
-        checks.append(_check_array(net, x, y, l2, i, grad, flat, eps, name, layer))
-    return checks
+        checks.append(_check_array(net, x, y, objective, i, grad, flat, eps, name, layer))
+    return GradCheck(objective.describe(), left_out(config, objective), checks)
+
+
+def left_out(config: Config, objective: Objective) -> list[str]:
+    """``config``'s settings that change training but not its loss, so not the check: each with the reason."""
+    out = []
+    if config.weight_decay and not objective.l2:
+        out.append(f"weight decay {config.weight_decay:g} ({config.optimizer} applies it in its step, "
+                   "outside the gradient)")
+    for name, rate in (("dropout", config.dropout), ("input dropout", config.input_dropout)):
+        if rate:
+            out.append(f"{name} {rate:g} (random masks: the check runs without them)")
+    if config.max_norm is not None:
+        out.append(f"max-norm {config.max_norm:g} (a projection of the weights after each step)")
+    if config.augment:
+        out.append("augmentation (it changes the inputs, not the loss)")
+    return out
 
 
 def _logits(net: Network, x: Array) -> tuple[Array, list[Array]]:
@@ -76,22 +104,7 @@ def _logits(net: Network, x: Array) -> tuple[Array, list[Array]]:
     return trace.logits, [z > 0 for z in trace.pre]
 
 
-def _difference_quotient(up: Array, down: Array, y: Array, eps: float) -> float:
-    """``(loss(up) - loss(down)) / (2 eps)`` of the mean cross-entropy, computed from the logits' difference.
-
-    Subtracting two losses near log(classes) loses everything below ~1e-16 of
-    them; the same difference written as ``log(sum p_c e^d_c) - d_y`` (``p`` the
-    softmax of ``down``, ``d = up - down``) keeps the digits of a gradient a
-    million times smaller than the loss, as a tiny init gives.
-    """
-    d = up - down
-    p = np.exp(down - down.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    per_sample = np.log1p((p * np.expm1(d)).sum(axis=1)) - d[np.arange(len(y)), y]
-    return float(per_sample.mean() / (2 * eps))
-
-
-def _check_array(net: Network, x: Array, y: Array, l2: float, index: int, grad: Array, flat: Array,
+def _check_array(net: Network, x: Array, y: Array, objective: Objective, index: int, grad: Array, flat: Array,
                  eps: float, name: str, layer: str) -> ArrayCheck:
     param = net.parameters()[index]
     _, signs = _logits(net, x)
@@ -107,9 +120,8 @@ def _check_array(net: Network, x: Array, y: Array, l2: float, index: int, grad: 
         if not all(np.array_equal(s, u) and np.array_equal(s, d) for s, u, d in zip(signs, up_signs, down_signs)):
             skipped += 1
             continue
-        decay = l2 * original if index % 2 == 0 else 0.0  # the L2 term's exact quotient; biases are not decayed
         analytic.append(gview[j])
-        numeric.append(_difference_quotient(up, down, y, eps) + decay)
+        numeric.append(objective.difference_quotient(up, down, y, eps, original if index % 2 == 0 else None))
     a, n = np.array(analytic), np.array(numeric)
     scale = float(np.abs(a).max()) if len(a) else 0.0
     denominator = np.maximum(np.maximum(np.abs(a), np.abs(n)), FLOOR * scale)

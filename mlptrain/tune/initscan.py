@@ -4,10 +4,13 @@ For every r the net is drawn as training would draw it (the config's init seed
 stream) and the probe batch goes forward once; ``diagnostics.gain_products`` is
 the product of the layer gains the init check reports, so a value here is the
 "total gain" ``fit --verbose`` would print for that init. The healthy band is
-where it stays within ``factor`` of 1. Each initializer of the table is placed
-at its equivalent r: the geometric mean over layers of its U(-r, r) limit
-(``sqrt(3)`` times its std), the single r whose product of layer scales is the
-same, which is what the gain product of a ReLU net depends on.
+where it stays within ``factor`` of 1. Each initializer of the table, and the
+config's own init, is measured the same way and judged from its own gain
+(``gain_position``). Its equivalent r -- the geometric mean over layers of its
+U(-r, r) limit (``sqrt(3)`` times its std), the single r with the same product
+of layer scales -- only places it on the plot's r axis: the gain of a ReLU net
+with zero biases depends on that product (up to the draw), a saturating or
+smooth unit's does not, so the r band cannot judge an initializer.
 """
 
 from __future__ import annotations
@@ -50,6 +53,23 @@ class Scan:
     yours: str  # the config's own init, e.g. "uniform r=0.01" or "he-normal"
     yours_r: float  # its equivalent r
     yours_gain: dict[str, float]  # activation -> gain product of the config's own initial net
+
+
+@dataclass
+class Placed:
+    """One row of an activation's table: an init, the gain measured for it, that gain's position, its equivalent r."""
+
+    name: str  # an initializer of the table, or "yours" (the config's own init, ``Scan.yours``)
+    gain: float
+    position: str  # inside, below or above: gain_position(gain, factor)
+    r: float  # equivalent r: where the plot draws it, not what judges it
+
+
+def placed(scan: Scan, curve: Curve) -> list[Placed]:
+    """The table's initializers, then the config's own init, each judged from the gain measured for it."""
+    rows = [(name, gain, scan.init_radii[name]) for name, gain in curve.inits.items()]
+    rows.append(("yours", scan.yours_gain[curve.activation], scan.yours_r))
+    return [Placed(name, gain, gain_position(gain, scan.factor), r) for name, gain, r in rows]
 
 
 def log_grid(r_min: float, r_max: float, per_decade: int) -> list[float]:
@@ -154,10 +174,19 @@ def _inside(a: float, b: float, bound: float) -> tuple[float, float] | None:
 
 
 def band_position(bands: list[tuple[float, float]], r: float) -> str:
-    """``inside`` the band, or how far below/above it ``r`` lies."""
+    """``inside`` the band, or how far below/above it the r of a U(-r, r) init lies (others: ``gain_position``)."""
     if any(low <= r <= high for low, high in bands):
         return "inside"
     if not bands:
         return "no band on the grid"
     low, high = bands[0][0], bands[-1][1]
     return f"{low / r:.3g}x below the band" if r < low else f"{r / high:.3g}x above the band"
+
+
+def gain_position(gain: float, factor: float) -> str:
+    """``inside`` when ``1/factor <= gain <= factor``; ``below`` (the signal vanishes) or ``above`` (it grows)."""
+    if gain < 1 / factor:
+        return "below"
+    if gain <= factor:
+        return "inside"
+    return "above"  # NaN too: a gain is NaN only when the signal overflowed (inf / inf), as healthy_bands takes it
