@@ -173,7 +173,7 @@ def test_inspect_reports_config_outcome_warnings_and_layer_health(tiny: Path, tm
     assert result.exit_code == 0, result.output
     out = result.output
     assert "status   complete: completed all 3 epochs" in out
-    assert "network  16-16 relu, init uniform (r=0.0001)" in out
+    assert "network  16-16 relu, init uniform r=0.0001" in out
     assert "vanishing-signal (init check" in out and "input-ignored (epoch 1" in out
     assert out.count("\n    3 ") == 1  # one row per epoch; epoch 3 is the last
     assert "hidden1:   dead satur." in out and "hidden2:" in out and "logits:" in out

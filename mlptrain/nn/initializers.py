@@ -90,6 +90,28 @@ DEFAULT_INIT_FOR_FAMILY: dict[str, str] = {
 }
 
 
+# How a scale parameter is written in a description: ``uniform r=0.01``, ``normal s=0.1``.
+SCALE_SYMBOLS: dict[str, str] = {"init_range": "r", "init_std": "s"}
+
+
+def describe_init(init: str | None, init_range: float | None = None, init_std: float | None = None,
+                  compact: bool = False) -> str:
+    """The init as reports, plots and messages name it: ``he-normal``, ``uniform r=0.01``, ``normal s=0.1``.
+
+    ``compact`` gives the filesystem-safe form of run-directory names
+    (``uniform-r0.01``). The scale shown is the one the table's row needs,
+    so a scheme that needs none is its name alone; ``None`` (not chosen yet)
+    is ``auto``.
+    """
+    row = INITIALIZERS.get(init) if init else None
+    parameter = row.parameter if row else None
+    value = init_range if parameter == "init_range" else init_std if parameter == "init_std" else None
+    if parameter is None or value is None:
+        return init or "auto"
+    symbol = SCALE_SYMBOLS[parameter]
+    return f"{init}-{symbol}{value:g}" if compact else f"{init} {symbol}={value:g}"
+
+
 def get_initializer(name: str) -> Initializer:
     """Look an initializer up by name; ConfigError lists the choices."""
     if name not in INITIALIZERS:
