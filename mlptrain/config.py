@@ -18,7 +18,7 @@ from mlptrain.data.augment import augmentation_names, check_mirroring, parse_aug
 from mlptrain.data.datasets import DATASETS, dataset_names
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import activation_names, get_activation
-from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, get_initializer
+from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, describe_defaults, get_initializer
 from mlptrain.nn.optimizers import OPTIMIZERS
 from mlptrain.nn.schedules import SCHEDULES
 
@@ -172,7 +172,7 @@ FIELDS: dict[str, Field] = {
     ),
     "init": _choice_field(
         _names(INITIALIZERS),
-        "weight initializer (default: he-normal for the relu family, glorot-uniform otherwise)",
+        f"weight initializer (default: {describe_defaults()})",
         optional=True,
     ),
     "init_range": Field(

@@ -10,6 +10,7 @@ plain fixed-scale schemes of the original experiment: U(-r, r) with
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,14 +81,25 @@ INITIALIZERS: dict[str, Initializer] = {
     )
 }
 
-# What "no --init given" means for each activation family: He keeps the
+# The init of each activation family: what "no --init given" means, and what
+# the training advice recommends, so the two never disagree. He keeps the
 # variance of ReLU-like units (half of them are off), Glorot keeps
-# logistic/tanh units near their linear region.
+# logistic/tanh units near their linear region; a linear net is a product of
+# matrices, Glorot again. He's variant is the normal one (he-uniform draws the
+# same variance 2 / fan_in): a config that names no init must keep training the
+# same weights, so the default, and with it the advice, stays he-normal.
 DEFAULT_INIT_FOR_FAMILY: dict[str, str] = {
     "relu": "he-normal",
     "saturating": "glorot-uniform",
     "linear": "glorot-uniform",
 }
+
+
+def describe_defaults() -> str:
+    """The family table in words, for help: ``he-normal for the relu family, glorot-uniform otherwise``."""
+    shared = Counter(DEFAULT_INIT_FOR_FAMILY.values()).most_common(1)[0][0]
+    own = [f"{init} for the {family} family" for family, init in DEFAULT_INIT_FOR_FAMILY.items() if init != shared]
+    return ", ".join([*own, f"{shared} otherwise"]) if own else shared
 
 
 # How a scale parameter is written in a description: ``uniform r=0.01``, ``normal s=0.1``.
