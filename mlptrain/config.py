@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from mlptrain.data.augment import augmentation_names, check_mirroring, parse_augment
-from mlptrain.data.datasets import DATASETS
+from mlptrain.data.datasets import DATASETS, dataset_names
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import activation_names, get_activation
-from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, get_initializer
+from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, describe_defaults, get_initializer
 from mlptrain.nn.optimizers import OPTIMIZERS
 from mlptrain.nn.schedules import SCHEDULES
 
@@ -165,14 +165,14 @@ def _choice_field(
 
 
 FIELDS: dict[str, Field] = {
-    "dataset": Field(_text, "data set: mnist, fashion-mnist, kmnist, or a directory of IDX files"),
+    "dataset": Field(_text, f"data set: {dataset_names()}, or a directory of IDX files"),
     "hidden": Field(parse_hidden, 'hidden layer widths, e.g. 256,256 ("" for none)'),
     "activation": _choice_field(
         activation_names, "hidden-unit activation", lambda s: get_activation(s).name
     ),
     "init": _choice_field(
         _names(INITIALIZERS),
-        "weight initializer (default: he-normal for the relu family, glorot-uniform otherwise)",
+        f"weight initializer (default: {describe_defaults()})",
         optional=True,
     ),
     "init_range": Field(

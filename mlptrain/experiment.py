@@ -23,6 +23,7 @@ from mlptrain.data.loading import Dataset
 from mlptrain.errors import DataError, DivergedError, RunDirError, RunInterrupted, Terminated
 from mlptrain.fsutil import signals_deferred
 from mlptrain.nn.blas import kernel_name
+from mlptrain.nn.initializers import describe_init
 from mlptrain.runs.extend import check_extendable, is_complete, keep_final_state, reopen_for_more_epochs
 from mlptrain.runs.files import (
     CHECKPOINT_FILE,
@@ -158,9 +159,8 @@ def _write_diagnostics(run_dir: Path, trainer: Trainer) -> None:
 
 
 def _init_label(config: Config) -> str:
-    """The init part of a default run name, with the scale when it is the user's: ``uniform-r0.01``."""
-    scale = f"-r{config.init_range:g}" if config.init_range else f"-s{config.init_std:g}" if config.init_std else ""
-    return f"{config.init or 'auto'}{scale}"
+    """The init part of a default run name: ``he-normal``, ``uniform-r0.01`` (``describe_init``'s compact form)."""
+    return describe_init(config.init, config.init_range, config.init_std, compact=True)
 
 
 def _report_warnings(trainer: Trainer, reporter: Reporter) -> None:

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from mlptrain.cli import cli
+from mlptrain.config import build_config, default_init
 from mlptrain.nn.activations import ACTIVATIONS
-from mlptrain.nn.initializers import get_initializer
+from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, get_initializer
 from mlptrain.nn.network import init_network
-from mlptrain.train.advice import ADVICE, RECOMMENDED_INIT, Context, advise, describe_cause
+from mlptrain.train.advice import ADVICE, Context, advise, describe_cause
 from mlptrain.train.diagnostics import (
     LayerHealth,
     check_init,
@@ -45,10 +46,11 @@ def test_advice_never_suggests_the_runs_own_activation_or_the_other_familys_init
     for cause in (None, CAUSE):
         text = advise(code, Context(activation, SIZES, 0.0, cause))
         assert f"--activation {activation}" not in text and f"or {activation} " not in text, text
-        own = RECOMMENDED_INIT[ACTIVATIONS[activation].family]
+        own = DEFAULT_INIT_FOR_FAMILY[ACTIVATIONS[activation].family]
         # Another family's init is offered only together with a switch to that family's units.
         other = suggested_inits(text) - {own}
-        assert other <= {"he-uniform"} and (not other or "--activation relu with --init he-uniform" in text), text
+        relu_init = DEFAULT_INIT_FOR_FAMILY["relu"]
+        assert other <= {relu_init} and (not other or f"--activation relu with --init {relu_init}" in text), text
 
 
 @pytest.mark.parametrize("code", FOLLOW_THE_SCALE + ("diverged",))
@@ -57,7 +59,7 @@ def test_with_an_init_scale_cause_the_advice_names_it_first(code: str, activatio
     cause = describe_cause("exploding-signal", 5.2e3, 0) if code == "diverged" else CAUSE
     text = advise(code, Context(activation, SIZES, 0.005, cause))
     assert "init scale" in text and cause in text and "lower --lr" not in text, text
-    assert f"--init {RECOMMENDED_INIT[ACTIVATIONS[activation].family]}" in text
+    assert f"--init {DEFAULT_INIT_FOR_FAMILY[ACTIVATIONS[activation].family]}" in text
 
 
 def test_without_a_cause_divergence_and_dead_units_point_at_the_step_size() -> None:
@@ -65,6 +67,12 @@ def test_without_a_cause_divergence_and_dead_units_point_at_the_step_size() -> N
     dead = advise("dead-units", Context("relu", SIZES))
     assert "lower --lr" in dead and "--activation leaky-relu or elu" in dead
     assert "--activation elu" in advise("dead-units", Context("leaky-relu", SIZES))
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_the_advice_recommends_the_init_the_default_chooses(activation: str) -> None:
+    chosen = default_init(build_config({"activation": activation})).init
+    assert suggested_inits(advise("vanishing-signal", Context(activation, SIZES))) == {chosen}
 
 
 def test_the_init_range_in_the_advice_is_the_recommended_inits_for_the_first_layer() -> None:
@@ -84,7 +92,8 @@ def test_a_deep_logistic_net_gets_glorot_from_every_warning() -> None:
     _, warnings = check_init(*net("logistic", "uniform", r=0.01))
     assert {w.code for w in warnings} >= {"vanishing-signal", "vanishing-gradients"}
     for w in warnings:
-        assert "--init glorot-uniform" in w.message and "--init he-uniform, or" not in w.message, w.message
+        he = DEFAULT_INIT_FOR_FAMILY["relu"]
+        assert "--init glorot-uniform" in w.message and f"--init {he}, or" not in w.message, w.message
 
 
 def test_leaky_relu_dead_units_under_a_vanishing_signal_blame_the_scale() -> None:
@@ -138,7 +147,7 @@ def test_the_seeds_symptom_with_weight_decay_warns_shrinking_weights(tiny: Path,
 def test_every_warning_of_a_stuck_run_says_the_same_init(tiny: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["fit", "--dataset", str(tiny), *STUCK, "--out", str(tmp_path / "run")])
     lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert len(lines) >= 3 and all("--init he-uniform" in line for line in lines), lines
+    assert len(lines) >= 3 and all("--init he-normal" in line for line in lines), lines
     assert not any("lower --lr" in line for line in lines), lines
 
 

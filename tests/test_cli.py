@@ -15,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from mlptrain.cli import cli
+from mlptrain.data.datasets import DATASETS
 from mlptrain.threads import cpu_model
 
 from synthetic import write_dataset
@@ -291,8 +292,8 @@ def test_a_close_dataset_name_is_suggested_before_any_output(runner: CliRunner) 
     for given, meant in (("fashion", "fashion-mnist"), ("mnist/", "mnist"), ("kmnst", "kmnist")):
         result = runner.invoke(cli, ["fit", "--dataset", given])
         assert result.exit_code == 2 and result.stdout == ""
-        assert result.stderr == (f"Error: --dataset {given!r} is neither a known data set (mnist, fashion-mnist, "
-                                 f"kmnist) nor an existing directory of IDX files; did you mean {meant!r}?\n")
+        assert result.stderr == (f"Error: --dataset {given!r} is neither a known data set ({', '.join(DATASETS)}) "
+                                 f"nor an existing directory of IDX files; did you mean {meant!r}?\n")
 
 
 @pytest.mark.parametrize("text, shown", [("nesterov: \n", "nothing (an empty value)"),

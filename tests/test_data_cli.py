@@ -87,7 +87,8 @@ def list_states(output: str) -> dict[str, str]:
 def test_choices_follow_the_live_table(runner: CliRunner, tiny: Tiny) -> None:
     """An entry added to DATASETS after import is a valid --dataset for every data command."""
     result = invoke(runner, "data", "download", "--dataset", "nope", "--data-dir", "x")
-    assert result.exit_code == 2 and "'nope' is not a known data set" in result.stderr and "tiny" in result.stderr
+    assert result.exit_code == 2 and "unknown data set 'nope'; choose one of: " in result.stderr
+    assert ", ".join(datasets.DATASETS) in result.stderr and "tiny" in result.stderr
 
 
 def test_download_over_http_then_from_the_cache(runner: CliRunner, tiny: Tiny, tmp_path: Path) -> None:
@@ -209,7 +210,7 @@ def test_list_states(runner: CliRunner, tiny: Tiny, tmp_path: Path) -> None:
         return list_states(result.stdout)
 
     assert states() == dict.fromkeys(datasets.DATASETS, "not cached")
-    assert set(states()) == {"mnist", "fashion-mnist", "kmnist", "tiny"}
+    assert "tiny" in datasets.DATASETS and len(datasets.DATASETS) > 1
     assert download(runner, data_dir).exit_code == 0
     assert states() == {**dict.fromkeys(datasets.DATASETS, "not cached"), "tiny": "verified"}
     result = invoke(runner, "data", "list", "--data-dir", str(data_dir))

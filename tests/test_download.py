@@ -13,7 +13,7 @@ import pytest
 
 from mlptrain.data.datasets import DATASETS, FILE_NAMES, DatasetSpec, RemoteFile, get_dataset
 from mlptrain.data.download import cache_status, ensure_dataset, file_checksum_ok, normalize_mirror
-from mlptrain.errors import DataError, DownloadError
+from mlptrain.errors import ConfigError, DataError, DownloadError
 
 from httpserver import LoopbackServer, ok, short, stall, status
 
@@ -342,7 +342,7 @@ def test_unwritable_data_dir_is_a_data_error(tmp_path: Path) -> None:
 
 
 def test_dataset_table_is_well_formed() -> None:
-    assert sorted(DATASETS) == ["fashion-mnist", "kmnist", "mnist"]
+    assert {"mnist", "fashion-mnist", "kmnist"} <= set(DATASETS)
     for key, spec in DATASETS.items():
         assert spec.name == key
         assert tuple(f.name for f in spec.files) == FILE_NAMES
@@ -356,9 +356,12 @@ def test_dataset_table_is_well_formed() -> None:
 
 def test_get_dataset_unknown_lists_names() -> None:
     assert get_dataset("kmnist") is DATASETS["kmnist"]
-    expected = "unknown data set 'emnist'; choose one of: fashion-mnist, kmnist, mnist"
-    with pytest.raises(DataError, match=expected):
+    expected = f"unknown data set 'emnist'; choose one of: {', '.join(DATASETS)}; did you mean 'mnist'?"
+    with pytest.raises(ConfigError) as error:
         get_dataset("emnist")
+    assert str(error.value) == expected
+    with pytest.raises(ConfigError, match="choose one of: .*[^?]$"):  # nothing close: no suggestion
+        get_dataset("cifar10")
 
 
 @pytest.mark.realdata

@@ -21,11 +21,14 @@ def data() -> None:
 
 def _known_datasets(ctx: click.Context, param: click.Parameter, names: tuple[str, ...]) -> tuple[str, ...]:
     """Check --dataset names against the DATASETS table as it is now (a usage error: exit 2)."""
-    from mlptrain.data.datasets import DATASETS
+    from mlptrain.data.datasets import get_dataset
+    from mlptrain.errors import ConfigError
 
     for name in names:
-        if name not in DATASETS:
-            raise click.BadParameter(f"{name!r} is not a known data set; choose from: {', '.join(DATASETS)}")
+        try:
+            get_dataset(name)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
     return names
 
 
@@ -44,11 +47,11 @@ def download(datasets: tuple[str, ...], data_dir: Path, mirror: str | None, quie
         mlptrain data download
         MLPTRAIN_MIRROR=/mnt/datasets/mnist mlptrain data download --dataset mnist
     """
-    from mlptrain.data.datasets import DATASETS
+    from mlptrain.data.datasets import get_dataset
     from mlptrain.data.download import ensure_dataset
 
     for name in datasets:
-        directory = ensure_dataset(DATASETS[name], data_dir, mirror=mirror, progress=download_progress(quiet))
+        directory = ensure_dataset(get_dataset(name), data_dir, mirror=mirror, progress=download_progress(quiet))
         click.echo(f"{name}: verified in {directory}")
 
 
@@ -64,13 +67,13 @@ def verify(datasets: tuple[str, ...], data_dir: Path) -> None:
     Example:
         mlptrain data verify --dataset mnist
     """
-    from mlptrain.data.datasets import DATASETS
+    from mlptrain.data.datasets import DATASETS, get_dataset
     from mlptrain.data.download import cache_status
 
-    names = datasets or [n for n in DATASETS if any(s.present for s in cache_status(DATASETS[n], data_dir))]
+    names = datasets or [n for n, spec in DATASETS.items() if any(s.present for s in cache_status(spec, data_dir))]
     bad: dict[str, int] = {}
     for name in names:
-        for status in cache_status(DATASETS[name], data_dir):
+        for status in cache_status(get_dataset(name), data_dir):
             state = "ok" if status.verified else "MISSING" if not status.present else "CORRUPT"
             click.echo(f"{name:<14} {status.name:<28} {state}")
             if not status.verified:

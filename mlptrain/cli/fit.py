@@ -108,11 +108,13 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
 
 def _dry_run(config: Config, data: Any, strict: bool) -> None:
     """Print the init table, the warnings and the verdict; exit 3 under --strict when a warning fired."""
+    from mlptrain.nn.initializers import describe_init
     from mlptrain.tune.dryrun import dry_run
 
     result = dry_run(config, data)
     sizes = "-".join(map(str, [data.n_inputs, *config.hidden, data.n_classes]))
-    click.echo(f"dry run of {sizes} {config.activation} {config.init}, {config.optimizer} at lr {result.lr:g}, "
+    init = describe_init(config.init, config.init_range, config.init_std)
+    click.echo(f"dry run of {sizes} {config.activation} {init}, {config.optimizer} at lr {result.lr:g}, "
                f"batch {config.batch_size}: nothing is written")
     click.echo(format_health(result.rows))
     for warning in result.warnings:

@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlptrain.errors import ConfigError, DataError
+from mlptrain.errors import ConfigError
 
 FILE_NAMES: tuple[str, ...] = (
     "train-images-idx3-ubyte.gz",
@@ -162,13 +162,18 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+def dataset_names() -> str:
+    """The known names in table order, as help and messages list them: ``mnist, fashion-mnist, kmnist``."""
+    return ", ".join(DATASETS)
+
+
 def get_dataset(name: str) -> DatasetSpec:
-    """Return the spec called ``name``; DataError listing the known names otherwise."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        known = ", ".join(sorted(DATASETS))
-        raise DataError(f"unknown data set {name!r}; choose one of: {known}") from None
+    """The spec called ``name``; ConfigError (a usage error) listing the known names, with a close one
+    suggested for a typo."""
+    spec = DATASETS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown data set {name!r}; choose one of: {dataset_names()}{_did_you_mean(name)}")
+    return spec
 
 
 def check_dataset(name: str, source: str = "--dataset") -> None:
@@ -176,8 +181,12 @@ def check_dataset(name: str, source: str = "--dataset") -> None:
     name is suggested for a typo, and ``mnist/`` (a directory that is not there) is taken for the name ``mnist``."""
     if name in DATASETS or Path(name).expanduser().is_dir():
         return
+    raise ConfigError(f"{source} {name!r} is neither a known data set ({dataset_names()}) nor an existing "
+                      f"directory of IDX files{_did_you_mean(name)}")
+
+
+def _did_you_mean(name: str) -> str:
+    """``; did you mean 'mnist'?`` for a typo or a trailing slash, else nothing."""
     stripped = name.rstrip("/\\")
     close = [stripped] if stripped in DATASETS else difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.4)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"{source} {name!r} is neither a known data set ({', '.join(DATASETS)}) nor an existing "
-                      f"directory of IDX files{hint}")
+    return f"; did you mean {close[0]!r}?" if close else ""

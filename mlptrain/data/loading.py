@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlptrain.data.datasets import DATASETS, FILE_NAMES
+from mlptrain.data.datasets import DATASETS, FILE_NAMES, dataset_names
 from mlptrain.data.decoded import load_decoded
 from mlptrain.data.download import ProgressFactory, ensure_dataset
 from mlptrain.data.idx import read_images, read_labels
@@ -56,7 +56,7 @@ def find_files(directory: Path) -> list[Path]:
     """The four IDX files in ``directory``, gzipped (``.gz``) or not, in FILE_NAMES order."""
     if not directory.is_dir():
         raise DataError(
-            f"dataset {str(directory)!r} is neither a known data set ({', '.join(DATASETS)}) "
+            f"dataset {str(directory)!r} is neither a known data set ({dataset_names()}) "
             "nor a directory"
         )
     found, missing = [], []

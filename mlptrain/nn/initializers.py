@@ -10,6 +10,7 @@ plain fixed-scale schemes of the original experiment: U(-r, r) with
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,14 +81,47 @@ INITIALIZERS: dict[str, Initializer] = {
     )
 }
 
-# What "no --init given" means for each activation family: He keeps the
+# The init of each activation family: what "no --init given" means, and what
+# the training advice recommends, so the two never disagree. He keeps the
 # variance of ReLU-like units (half of them are off), Glorot keeps
-# logistic/tanh units near their linear region.
+# logistic/tanh units near their linear region; a linear net is a product of
+# matrices, Glorot again. He's variant is the normal one (he-uniform draws the
+# same variance 2 / fan_in): a config that names no init must keep training the
+# same weights, so the default, and with it the advice, stays he-normal.
 DEFAULT_INIT_FOR_FAMILY: dict[str, str] = {
     "relu": "he-normal",
     "saturating": "glorot-uniform",
     "linear": "glorot-uniform",
 }
+
+
+def describe_defaults() -> str:
+    """The family table in words, for help: ``he-normal for the relu family, glorot-uniform otherwise``."""
+    shared = Counter(DEFAULT_INIT_FOR_FAMILY.values()).most_common(1)[0][0]
+    own = [f"{init} for the {family} family" for family, init in DEFAULT_INIT_FOR_FAMILY.items() if init != shared]
+    return ", ".join([*own, f"{shared} otherwise"]) if own else shared
+
+
+# How a scale parameter is written in a description: ``uniform r=0.01``, ``normal s=0.1``.
+SCALE_SYMBOLS: dict[str, str] = {"init_range": "r", "init_std": "s"}
+
+
+def describe_init(init: str | None, init_range: float | None = None, init_std: float | None = None,
+                  compact: bool = False) -> str:
+    """The init as reports, plots and messages name it: ``he-normal``, ``uniform r=0.01``, ``normal s=0.1``.
+
+    ``compact`` gives the filesystem-safe form of run-directory names
+    (``uniform-r0.01``). The scale shown is the one the table's row needs,
+    so a scheme that needs none is its name alone; ``None`` (not chosen yet)
+    is ``auto``.
+    """
+    row = INITIALIZERS.get(init) if init else None
+    parameter = row.parameter if row else None
+    value = init_range if parameter == "init_range" else init_std if parameter == "init_std" else None
+    if parameter is None or value is None:
+        return init or "auto"
+    symbol = SCALE_SYMBOLS[parameter]
+    return f"{init}-{symbol}{value:g}" if compact else f"{init} {symbol}={value:g}"
 
 
 def get_initializer(name: str) -> Initializer:

@@ -71,8 +71,6 @@ def filters_figure(record: RunRecord) -> Any:
         ax.imshow(mosaic(weights, shape), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
         ax.set(title=f"{title} (RMS {np.sqrt(np.mean(np.square(weights[:, :count], dtype=np.float64))):.3g})",
                xticks=[], yticks=[])
-    c = record.config
-    scale = f" r={c['init_range']:g}" if c.get("init_range") else ""
     fig.suptitle(f"{record.name}: first-layer weights of {count} units, each scaled to its largest |w| "
-                 f"({c.get('activation')} {c.get('init')}{scale})")
+                 f"({record.config.get('activation')} {record.init})")
     return fig

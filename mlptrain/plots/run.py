@@ -44,9 +44,7 @@ def plot_comparison(records: list[RunRecord], path: Path) -> Path:
 
 
 def _label(record: RunRecord) -> str:
-    c = record.config
-    scale = f" r={c['init_range']:g}" if c.get("init_range") else ""
-    return f"{record.name}: {c.get('activation')} {c.get('init')}{scale}"
+    return f"{record.name}: {record.config.get('activation')} {record.init}"
 
 
 def curves_figure(records: list[RunRecord]) -> Any:

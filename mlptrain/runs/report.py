@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlptrain.errors import RunDirError
+from mlptrain.nn.initializers import describe_init
 from mlptrain.runs.files import DIAGNOSTICS_FILE, EVAL_FILE, METRICS_FILE, SUMMARY_FILE, read_config, read_json
 from mlptrain.runs.lock import holder
 
@@ -46,6 +47,12 @@ class RunRecord:
     @property
     def name(self) -> str:
         return self.run_dir.name
+
+    @property
+    def init(self) -> str:
+        """The run's init as every report names it: ``he-normal``, ``uniform r=0.01``."""
+        c = self.config
+        return describe_init(c.get("init"), c.get("init_range"), c.get("init_std"))
 
     def layer_series(self) -> dict[str, dict[str, list[float]]]:
         """layer -> column -> one value per epoch (from metrics.jsonl's ``layers``)."""
@@ -112,9 +119,6 @@ def format_run(record: RunRecord) -> str:
 
 def _header(record: RunRecord) -> list[str]:
     c, s = record.config, record.summary
-    init = c.get("init")
-    init += f" (r={c['init_range']:g})" if c.get("init_range") else f" (std={c['init_std']:g})" if c.get(
-        "init_std") else ""
     status = "incomplete: no summary.json (interrupted; resume with mlptrain fit --resume)"
     owner = holder(record.run_dir) if s is None else None
     if owner is not None:
@@ -126,7 +130,7 @@ def _header(record: RunRecord) -> list[str]:
         f"run {record.run_dir}",
         f"status   {status}",
         f"data     {c.get('dataset')}, {c.get('val_size')} validation images, seed {c.get('seed')}",
-        f"network  {'-'.join(map(str, c.get('hidden') or []))} {c.get('activation')}, init {init}",
+        f"network  {'-'.join(map(str, c.get('hidden') or []))} {c.get('activation')}, init {record.init}",
         f"training {c.get('optimizer')} lr {c.get('lr')} ({c.get('lr_schedule')}), batch {c.get('batch_size')}, "
         f"{c.get('epochs')} epochs",
     ]

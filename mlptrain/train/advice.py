@@ -16,11 +16,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from mlptrain.nn.activations import ACTIVATIONS
-from mlptrain.nn.initializers import INITIALIZERS
+from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS
 
-# The scheme that keeps each family's signal steady (He: half the ReLU units are off; Glorot keeps
-# logistic/tanh units in their linear region; a linear net is a product of matrices, Glorot again).
-RECOMMENDED_INIT = {"relu": "he-uniform", "saturating": "glorot-uniform", "linear": "glorot-uniform"}
 SCALE_CODES = ("vanishing-signal", "exploding-signal")  # the init-scale findings
 
 
@@ -40,7 +37,7 @@ class Context:
 
 def init_fix(ctx: Context) -> str:
     """The init that suits the family, with the first layer's range spelled out for --init-range users."""
-    name = RECOMMENDED_INIT[ctx.family]
+    name = DEFAULT_INIT_FOR_FAMILY[ctx.family]  # the advice recommends what the default would have chosen
     fan_in, fan_out = ctx.sizes[0], ctx.sizes[1]
     r = INITIALIZERS[name].std(fan_in, fan_out, None, None) * math.sqrt(3.0)
     return f"use --init {name}, or an --init-range near {r:.2g} for {fan_in} inputs"
@@ -67,7 +64,7 @@ def _dead_units(ctx: Context) -> str:
 
 def _or_relu(ctx: Context) -> str:
     """The switch to ReLU units (with their own init), unless the run has ReLU-family units already."""
-    return "" if ctx.family == "relu" else ", or --activation relu with --init he-uniform"
+    return "" if ctx.family == "relu" else f", or --activation relu with --init {DEFAULT_INIT_FOR_FAMILY['relu']}"
 
 
 def _saturated_units(ctx: Context) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 from mlptrain.config import Config
 from mlptrain.data.loading import Dataset
 from mlptrain.nn.activations import get_activation
-from mlptrain.nn.initializers import INITIALIZERS, get_initializer
+from mlptrain.nn.initializers import INITIALIZERS, describe_init, get_initializer
 from mlptrain.nn.network import Network, init_network
 from mlptrain.train.diagnostics import gain_products
 from mlptrain.train.trainer import Trainer, initial_network, seed_streams
@@ -113,7 +113,8 @@ def scan_init(config: Config, data: Dataset, activations: list[str], factor: flo
     return Scan(
         sizes, radii, factor, curves,
         {n: equivalent_r(sizes, n) for n in tables},
-        _describe(config), equivalent_r(sizes, config.init, config.init_range, config.init_std),
+        describe_init(config.init, config.init_range, config.init_std),
+        equivalent_r(sizes, config.init, config.init_range, config.init_std),
         _gains(own, names, x),
     )
 
@@ -132,14 +133,6 @@ def _gains(net: Network, activations: list[str], x: Array) -> dict[str, float]:
 def _with(net: Network, activation: str) -> Network:
     """The same weights with another activation (nothing is copied)."""
     return dataclasses.replace(net, activation=get_activation(activation))
-
-
-def _describe(config: Config) -> str:
-    if config.init == "uniform":
-        return f"uniform r={config.init_range:g}"
-    if config.init == "normal":
-        return f"normal s={config.init_std:g}"
-    return str(config.init)
 
 
 def healthy_bands(radii: list[float], gains: list[float], factor: float) -> list[tuple[float, float]]:
