@@ -1,22 +1,95 @@
-"""Config files: the strict YAML reading every config and sweep spec goes through, and the shipped configs.
+"""Config files, and the one way in for a config: defaults, a base, a config file and flags -> a Config.
 
-The configs that come with mlptrain (``mlptrain/configs/*.yaml``, installed
-with the package) are found by name from anywhere, so ``--config
+Every config and sweep spec goes through the same strict YAML reading. The
+configs that come with mlptrain (``mlptrain/configs/*.yaml``, installed with
+the package) are found by name from anywhere, so ``--config
 original-problem`` works in an installed copy as in the checkout. A file on
 disk always wins over a shipped config of the same name.
+
+``resolve_config`` is what every command calls (fit, its resume, the tuning
+commands); a sweep spec layers its ``config:`` file, ``base:`` and grid points
+through the same ``resolve_layers``.
 """
 
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence, Union
 
-from mlptrain.config import normalize_key
+from mlptrain.config import Config, build_config, default_init, merge, normalize_key
+from mlptrain.data.datasets import check_dataset
 from mlptrain.errors import ConfigError
 
 SHIPPED_SUFFIX = ".yaml"
+# Config values, and where they came from: one name for them all (a file's path) or one per key (``--lr``).
+Layer = tuple[Mapping[str, Any], Union[str, Mapping[str, str]]]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A validated config; whether its init was chosen from the activation (a command may say so); and where
+    each key's value came from (a file's path, ``--lr``, ...; keys left at their default are absent)."""
+
+    config: Config
+    init_defaulted: bool
+    sources: dict[str, str]
+
+
+def flag_name(key: str) -> str:
+    """The command-line flag of a config key: ``init_range`` -> ``--init-range``."""
+    return "--" + key.replace("_", "-")
+
+
+def resolve_config(config: str | Path | None = None, flags: Mapping[str, Any] | None = None,
+                   base: Mapping[str, Any] | None = None, *, base_source: str = "the base config",
+                   relative_to: Path | None = None) -> Resolved:
+    """The config a command runs: the defaults, then ``base``, then the ``config`` file, then ``flags``.
+
+    ``config`` is a file (relative to ``relative_to`` when given) or a shipped
+    config's name; ``flags`` maps config keys to values, None meaning not
+    given, each named ``--key`` in messages. The rest is ``resolve_layers``.
+    """
+    layers: list[Layer] = [(base or {}, base_source)]
+    if config:  # None or "": no file
+        path, values = read_config_file(config, relative_to)
+        layers.append((values, str(path)))
+    given = {key: value for key, value in (flags or {}).items() if value is not None}
+    layers.append((given, {key: flag_name(key) for key in given}))
+    return resolve_layers(layers)
+
+
+def resolve_layers(layers: Sequence[Layer]) -> Resolved:
+    """The defaults, then each layer over the ones before it (init keys replace the earlier init settings as a
+    group, see ``config.merge``); validated, the data set checked, and the init chosen from the activation when
+    none was given. ConfigError naming the key and where its value came from."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for layer, where in layers:
+        values = merge(values, layer)
+        sources |= {key: where if isinstance(where, str) else where[key] for key in layer}
+    sources = {key: source for key, source in sources.items() if key in values}
+    built = build_config(values, sources)
+    check_dataset(built.dataset, _named("dataset", sources.get("dataset")))
+    return Resolved(default_init(built), built.init is None, sources)
+
+
+def _named(key: str, source: str | None) -> str:
+    """A key's value as messages name it: ``--dataset``, ``spec.yaml grid: dataset``, or just ``dataset``."""
+    if source is None:
+        return key
+    return source if source.startswith("--") else f"{source}: {key}"
+
+
+def read_config_file(config: str | Path, relative_to: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The run config file ``config`` names (see ``find_config``) and its keys; ConfigError for a sweep spec."""
+    path = find_config(config, relative_to)
+    values = load_config_file(path)
+    if is_sweep_spec(values):
+        raise ConfigError(f"{config} is a sweep spec, not a run config: run it with mlptrain sweep {config}")
+    return path, values
 
 
 def shipped_configs() -> dict[str, Path]:

@@ -71,7 +71,7 @@ def run_fit(
 
     The run directory is locked for the whole run (RunDirInUse if another
     process holds it); ``lock`` is a lock the caller already holds on it (a
-    sweep trial), which is left held. After every epoch the trainer's whole
+    sweep trial, ``fit --resume``), which is left held. After every epoch the trainer's whole
     state goes to ``checkpoint.npz`` (atomically), then the metrics; an
     interrupted run continues from its last checkpoint with ``resume`` and ends
     exactly as if it had never stopped. A run whose loss or weights become
@@ -187,13 +187,6 @@ def _restore(trainer: Trainer, saved: dict[str, np.ndarray], run_dir: Path) -> N
             f"{run_dir / CHECKPOINT_FILE} does not match this run's config or is damaged ({exc}); "
             "start a new run"
         ) from None
-
-
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    """The stored config of a run directory ``--resume`` may continue; RunDirError when there is none."""
-    if not run_dir.is_dir():
-        raise RunDirError(f"run directory {run_dir} does not exist")
-    return read_config(run_dir)
 
 
 def _weights_meta(data: Dataset) -> dict[str, Any]:

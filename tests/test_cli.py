@@ -115,7 +115,9 @@ def test_same_seed_same_numbers_other_seed_other_numbers(runner: CliRunner, tiny
 
 
 def test_default_init_is_announced(runner: CliRunner, tiny: Path, tmp_path: Path) -> None:
-    result = fit(runner, tiny, tmp_path / "run", "--activation", "tanh")
+    args = [a for a in FIT_FAST if a != "--quiet"]  # --quiet silences it (tests/test_tune.py)
+    result = runner.invoke(cli, ["fit", "--dataset", str(tiny), *args, "--out", str(tmp_path / "run"),
+                                 "--activation", "tanh"])
     assert "init: glorot-uniform (the default for tanh" in result.stderr
     result = fit(runner, tiny, tmp_path / "run2", "--activation", "relu", "--init-range", "0.5")
     assert "init:" not in result.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlptrain.config import FIELDS, Config, build_config, default_init, merge, parse_hidden
-from mlptrain.configfile import load_config_file
+from mlptrain.configfile import load_config_file, resolve_config
 from mlptrain.data.datasets import DATASETS
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import ACTIVATIONS
@@ -136,3 +136,49 @@ def test_shipped_configs_are_valid(path: Path) -> None:
     config = default_init(build_config(values, {key: path.name for key in values}))
     assert config.dataset in DATASETS, f"{path.name} names no data set of the table: {config.dataset!r}"
     assert config.init is not None and build_config(config.to_dict()) == config  # as a run stores and rereads it
+
+
+# --- resolve_config: the one way from a config file and flags to a Config ----------------------------------
+
+
+def test_resolve_config_layers_base_then_file_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.2\nhidden: [8]\ninit: he-uniform\n")
+    base = {"lr": 0.3, "epochs": 4, "momentum": 0.5, "init": "glorot-normal"}
+    resolved = resolve_config(str(path), {"momentum": 0.7, "seed": None, "epochs": None}, base=base,
+                              base_source="run.yaml")
+    config = resolved.config
+    assert (config.lr, config.hidden, config.epochs, config.momentum) == (0.2, (8,), 4, 0.7)
+    assert config.init == "he-uniform" and not resolved.init_defaulted
+    assert resolved.sources == {"lr": str(path), "hidden": str(path), "init": str(path), "epochs": "run.yaml",
+                                "momentum": "--momentum"}  # seed was not given: None is a flag left unset
+
+
+def test_resolve_config_init_flags_replace_the_files_init_as_a_group(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("init: he-normal\n")
+    resolved = resolve_config(path, {"init_range": 0.5})
+    assert (resolved.config.init, resolved.config.init_range) == ("uniform", 0.5)
+    assert "init" not in resolved.sources and resolved.sources["init_range"] == "--init-range"
+
+
+def test_resolve_config_says_when_it_chose_the_init() -> None:
+    resolved = resolve_config(flags={"activation": "tanh"})
+    assert resolved.init_defaulted and resolved.config == default_init(build_config({"activation": "tanh"}))
+    assert resolve_config("relu").sources["activation"].endswith("relu.yaml")  # a shipped config, by name
+
+
+@pytest.mark.parametrize("config, flags, message", [
+    ("sweep-init-scale", {}, "sweep-init-scale is a sweep spec, not a run config: run it with mlptrain sweep"),
+    (None, {"lr": -1.0}, "invalid lr (from --lr)"),
+    (None, {"dataset": "fashion"}, "--dataset 'fashion' is neither a known data set"),
+    ("c.yaml", {}, ": dataset 'kmnst' is neither a known data set"),
+    ("nope.yaml", {}, "cannot read config file"),
+])
+def test_resolve_config_errors_name_where_the_value_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              config: str | None, flags: dict, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("dataset: kmnst\n")
+    with pytest.raises(ConfigError) as error:
+        resolve_config(config, flags)
+    assert message in str(error.value)

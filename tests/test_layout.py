@@ -1,4 +1,5 @@
-"""The package's layering, read from the source: every import points down, no cycles, no big modules.
+"""The package's layering, read from the source: every import points down, no cycles, no big modules, and the
+commands share no private names.
 
 The parts and their order are the ones ``mlptrain/__init__.py`` documents. A
 part may import itself and any part below it; nothing below ``cli`` imports
@@ -51,19 +52,25 @@ def modules() -> dict[str, Path]:
 def imported(path: Path, name: str) -> set[str]:
     """The mlptrain modules (or packages) ``path`` imports, anywhere in the file."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     targets = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             targets |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: resolve against this module's package
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([base] if base else []))
+            base = source_module(node, path, name)
             targets.add(base)
             targets |= {f"{base}.{alias.name}" for alias in node.names}
     return {t for t in targets if t == "mlptrain" or t.startswith("mlptrain.")}
+
+
+def source_module(node: ast.ImportFrom, path: Path, name: str) -> str:
+    """The module a ``from ... import`` statement in module ``name`` (file ``path``) imports from."""
+    base = node.module or ""
+    if node.level:  # relative: resolve against this module's package
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+        base = ".".join(anchor + ([base] if base else []))
+    return base
 
 
 def part_of(module: str) -> str:
@@ -134,6 +141,37 @@ def test_the_library_neither_imports_click_nor_prints(name: str) -> None:
             assert (node.module or "").split(".")[0] not in ONLY_IN_CLI, f"{name} imports click"
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id != "print", f"{name} calls print (line {node.lineno}): report through the caller"
+
+
+def private_imports(path: Path, name: str) -> list[str]:
+    """``module.name`` for each underscore name ``path`` imports from another mlptrain module (dunders are public)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            module = source_module(node, path, name)
+            found += [f"{module}.{alias.name}" for alias in node.names if module.startswith("mlptrain")
+                      and module != name and _private(alias.name)]
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.startswith("mlptrain.")
+                      and any(_private(part) for part in alias.name.split("."))]
+    return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in modules() if part_of(n) == "cli"))
+def test_the_commands_import_no_private_name_of_another_module(name: str) -> None:
+    """What one command module shares with another is public (cli/common.py, or the library below)."""
+    assert private_imports(modules()[name], name) == [], f"{name} imports private names: make them public"
+
+
+def test_the_private_import_check_catches_one(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from mlptrain.cli.fit import fit\n\ndef f():\n    from mlptrain.cli.fit import _dry_run, fit\n"
+                   "    from .common import _click_type\n    from mlptrain import __version__\n")
+    assert private_imports(bad, "mlptrain.cli.bad") == ["mlptrain.cli.fit._dry_run", "mlptrain.cli.common._click_type"]
 
 
 @pytest.mark.parametrize("name", sorted(modules()))

@@ -237,6 +237,40 @@ def test_two_resumes_of_one_run_one_refuses(tmp_path: Path, tiny: Path) -> None:
     assert sorted(p.name for p in run.iterdir()) == RUN_FILES
 
 
+@pytest.mark.parametrize("owner_args, ready", [
+    (["--epochs", "30", "--out"], "config.yaml"),  # a new run, still training
+    (["--resume"], "summary.json"),  # a finished one being extended (--epochs 30): its config.yaml rewritten
+], ids=["training", "extending"])
+def test_a_resume_asking_for_more_epochs_of_a_run_in_use_is_told_so(tmp_path: Path, tiny: Path,
+                                                                      owner_args: list[str], ready: str) -> None:
+    """The lock decides before the configs are compared: not "a different config: epochs (run: 30, now: 40)"."""
+    run = tmp_path / "run"
+    args = [*FIT, "--dataset", str(tiny)]
+    if owner_args == ["--resume"]:
+        assert CliRunner().invoke(cli, ["fit", *args, "--epochs", "1", "--out", str(run)]).exit_code == 0
+        args = ["--epochs", "30", "--threads", "1", "--quiet"]
+    owner = subprocess.Popen(mlptrain("fit", *args, *owner_args, str(run)), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        wait_for_owner(run, owner)
+        deadline = time.monotonic() + 60
+        while (run / ready).exists() != (ready == "config.yaml"):  # written, or (extending) removed
+            assert owner.poll() is None and time.monotonic() < deadline, owner.communicate()
+            time.sleep(0.002)
+        with stopped(owner):
+            second = CliRunner().invoke(cli, ["fit", "--resume", str(run), "--epochs", "40", "--quiet"])
+        out, err = owner.communicate(timeout=120)
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+    assert second.exit_code == 2 and second.stdout == "", second.output
+    in_use_line(second.stderr, "run directory", run, owner.pid,
+                "wait for it to finish; only one process at a time may write a run")
+    assert owner.returncode == 0, err
+    assert json.loads((run / "summary.json").read_text())["epochs_run"] == 30
+
+
 def test_a_resume_that_gets_the_lock_after_the_run_finished_refuses(tmp_path: Path, tiny: Path) -> None:
     """The CLI checks before loading data; the lock is checked again under the lock (the run may have ended)."""
     from mlptrain.config import build_config

@@ -107,6 +107,23 @@ def test_a_grid_init_replaces_the_base_init_as_flags_do(tmp_path: Path, tiny: Pa
     assert {t.config.init for t in plan.trials} == {"he-normal"}  # the activation's default, as fit picks it
 
 
+def test_the_config_file_then_base_then_the_grid_as_a_command_resolves_them(tmp_path: Path, tiny: Path) -> None:
+    (tmp_path / "run.yaml").write_text("lr: 0.3\nmomentum: 0.5\npatience: 3\n")
+    spec = write_spec(tmp_path / "s.yaml", tiny, grid={"patience": [None, 5]},
+                      base={"momentum": 0.7, "init_range": 0.1},
+                      config="run.yaml")
+    trials = load_spec(spec).trials
+    assert [(t.config.lr, t.config.momentum, t.config.patience) for t in trials] == [(0.1, 0.7, None),
+                                                                                      (0.1, 0.7, 5)]
+    (tmp_path / "bad.yaml").write_text("momentum: 2\n")
+    with pytest.raises(ConfigError, match=f"invalid momentum \\(from {tmp_path / 'bad.yaml'}\\)"):
+        load_spec(write_spec(tmp_path / "b.yaml", tiny, config="bad.yaml"))
+    with pytest.raises(ConfigError, match="s.yaml is a sweep spec, not a run config"):
+        load_spec(write_spec(tmp_path / "c.yaml", tiny, config="s.yaml"))
+    with pytest.raises(ConfigError, match=r"s.yaml grid: dataset 'kmnst' is neither .* \(in the trial"):
+        load_spec(write_spec(tmp_path / "s.yaml", tiny, grid={"dataset": ["mnist", "kmnst"]}, base={"init_range": 1}))
+
+
 def test_sample_draws_distinct_points_reproducibly(tmp_path: Path, tiny: Path) -> None:
     grid = {"lr": [0.01, 0.02, 0.05, 0.1, 0.2], "init_range": [0.1, 0.3, 1.0]}
     spec = write_spec(tmp_path / "s.yaml", tiny, grid=grid, sample=4, sample_seed=3, seeds=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def invoke(*args: str):
 def test_dry_run_prints_the_init_table_and_a_verdict_and_writes_nothing(
         tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = invoke("fit", "--dataset", str(tiny), "--hidden", "16", *SMALL, "--dry-run", "--out", "run")
+    result = invoke("fit", "--dataset", str(tiny), "--hidden", "16", "--val-size", "30", "--dry-run", "--out", "run")
     assert list(tmp_path.iterdir()) == []  # no run directory, no runs/, nothing
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -96,6 +97,24 @@ def test_dry_run_is_the_runs_init_check_and_first_step(tiny: Path, data) -> None
     first = trainer.shuffle_rng.permutation(trainer.split.train)[:cfg.batch_size]
     assert result.loss_before == trainer.train_batch(first, cfg.lr)  # the step's loss is the loss before it
     assert result.loss_after < result.loss_before
+
+
+@pytest.mark.parametrize("command", [
+    ["fit", "--dry-run"], ["fit", "--epochs", "1", "--out", "run"], ["gradcheck", "--per-array", "5"],
+    ["lr-find", "--steps", "5", "--out", "lrf"], ["init-scan", "--per-decade", "1", "--out", "scan.png"],
+], ids=lambda command: " ".join(command[:2]))
+def test_the_default_init_is_announced_but_not_under_quiet(tiny: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = [*command, "--dataset", str(tiny), "--hidden", "8", "--val-size", "30"]
+    loud = invoke(*args)
+    assert loud.exit_code == 0, loud.output
+    assert loud.stderr.startswith("init: he-normal (the default for relu; choose another with --init or --init-range)")
+    for path in tmp_path.iterdir():  # the outputs again: --out must be new
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    quiet = invoke(*args, "--quiet")
+    assert quiet.exit_code == 0, quiet.output
+    assert "init:" not in quiet.stderr
 
 
 def test_dry_run_refuses_resume(tiny: Path, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""What every command shares: the error boundary, exit statuses, data and thread options, progress bars.
+"""What the commands share: the error boundary, exit statuses, the options several take (--config and the config
+flags, the data options, --threads), the config with its init announced, progress bars.
 
 Library errors (``MlptrainError``) cross into the terminal here: ``Group.invoke``
 turns them into one ``Error: …`` line and the error's own exit status.
@@ -10,11 +11,14 @@ import importlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
 from mlptrain.errors import MlptrainError
+
+if TYPE_CHECKING:  # imported when used: ``mlptrain predict`` needs no config
+    from mlptrain.config import Config, Field
 
 EXIT_GATE_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -62,6 +66,57 @@ class Group(click.Group):
                            "use smaller --hidden layers or a smaller --batch-size", 1) from None
 
 
+def config_file_option(f: Callable) -> Callable:
+    """--config FILE|NAME: a YAML file of config keys, or a shipped config's name (``configfile.find_config``)."""
+    return click.option("--config", "config_file", metavar="FILE|NAME",
+                        help="YAML file of config keys, or the name of a shipped one (see `mlptrain configs`); "
+                        "flags override it.")(f)
+
+
+def config_options(f: Callable) -> Callable:
+    """One flag per config key, from ``FIELDS``; unset flags stay None (the file or default wins)."""
+    from mlptrain.config import FIELDS, Config
+    from mlptrain.configfile import flag_name
+
+    defaults = Config().to_dict()
+    for key, field in reversed(FIELDS.items()):
+        default = defaults[key]
+        shown = "" if default is None else f" [default: {default if key != 'hidden' else ','.join(map(str, default))}]"
+        if field.kind is bool:
+            name = key.replace("_", "-")
+            f = click.option(f"--{name}/--no-{name}", key, default=None, help=field.help + shown)(f)
+        else:
+            f = click.option(flag_name(key), key, type=_click_type(field), default=None, help=field.help + shown)(f)
+    return f
+
+
+def _click_type(field: Field) -> Any:
+    if field.choices is not None:
+        return click.Choice(field.choices())
+    return {int: click.INT, float: click.FLOAT}.get(field.kind, click.STRING)
+
+
+def resolved_config(config_file: str | None, flags: dict[str, Any], quiet: bool) -> Config:
+    """The Config of --config and the flags (``configfile.resolve_config``); says which init it chose, unless quiet."""
+    from mlptrain.configfile import resolve_config
+
+    resolved = resolve_config(config_file, flags)
+    config = resolved.config
+    if resolved.init_defaulted and not quiet:
+        click.echo(f"init: {config.init} (the default for {config.activation}; "
+                   "choose another with --init or --init-range)", err=True)
+    return config
+
+
+def data_dir_option(f: Callable) -> Callable:
+    """--data-dir, the download cache [env: MLPTRAIN_DATA_DIR]."""
+    return click.option(
+        "--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Download cache [env: MLPTRAIN_DATA_DIR].",
+    )(f)
+
+
 def data_options(f: Callable) -> Callable:
     """--data-dir, --mirror and --quiet, with their environment variables."""
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-epoch lines.")(f)
@@ -70,19 +125,21 @@ def data_options(f: Callable) -> Callable:
         help="Fetch data from this base URL, file:// URL or directory instead of the "
         "public mirrors [env: MLPTRAIN_MIRROR].",
     )(f)
-    return click.option(
-        "--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Download cache [env: MLPTRAIN_DATA_DIR].",
-    )(f)
+    return data_dir_option(f)
 
 
-def threads_option(f: Callable) -> Callable:
-    return click.option(
-        "--threads", type=click.IntRange(1, 1024), envvar="MLPTRAIN_THREADS",
-        help="Threads to compute with: BLAS threads for the matrix products (predict and init-scan run one "
-        "worker thread each, on a one-thread BLAS) [default: the cores available; env: MLPTRAIN_THREADS].",
-    )(f)
+THREADS_HELP = ("Threads to compute with: BLAS threads for the matrix products (predict and init-scan run one "
+                "worker thread each, on a one-thread BLAS) [default: the cores available; env: MLPTRAIN_THREADS].")
+
+
+def threads_option(f: Callable | None = None, *, help_text: str = THREADS_HELP,
+                   envvar: str | None = "MLPTRAIN_THREADS") -> Callable:
+    """--threads, 1 to 1024: ``@threads_option``, or ``@threads_option(help_text=..., envvar=None)`` for a
+    command whose threads mean something else."""
+    def decorate(f: Callable) -> Callable:
+        return click.option("--threads", type=click.IntRange(1, 1024), envvar=envvar, help=help_text)(f)
+
+    return decorate if f is None else decorate(f)
 
 
 def show_progress(quiet: bool) -> bool:

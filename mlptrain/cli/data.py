@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mlptrain.cli.common import Failure, Group, data_options, download_progress
+from mlptrain.cli.common import Failure, Group, data_dir_option, data_options, download_progress
 
 
 @click.group(cls=Group)
@@ -58,8 +58,7 @@ def download(datasets: tuple[str, ...], data_dir: Path, mirror: str | None, quie
 @data.command()
 @click.option("--dataset", "datasets", multiple=True, metavar="NAME", callback=_known_datasets,
               help="Data set to check (repeatable) [default: every cached one].")
-@click.option("--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Download cache [env: MLPTRAIN_DATA_DIR].")
+@data_dir_option
 def verify(datasets: tuple[str, ...], data_dir: Path) -> None:
     """Check the cached files against their published checksums (exit 1 if any fail).
 
@@ -94,8 +93,7 @@ def _download_command(names: list[str], data_dir: Path) -> str:
 
 
 @data.command("list")
-@click.option("--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Download cache [env: MLPTRAIN_DATA_DIR].")
+@data_dir_option
 def list_(data_dir: Path) -> None:
     """List the known data sets and what of each is cached (size, verified or not).
 

@@ -1,53 +1,31 @@
-"""``mlptrain fit``: flags generated from ``config.FIELDS``, config resolution, resume, and the fit reporter."""
+"""``mlptrain fit``: a new run, a resumed or extended one, or a dry run; and the fit reporter."""
 
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from mlptrain.cli.common import (
     EXIT_GATE_FAILED,
+    config_file_option,
+    config_options,
     data_options,
     load_data,
+    resolved_config,
     show_progress,
     threads_option,
     warn_if_unlocked,
 )
-from mlptrain.config import FIELDS, Config, Field
+from mlptrain.config import Config
 from mlptrain.threads import blas_threads
 
 
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
-def _click_type(field: Field) -> Any:
-    if field.choices is not None:
-        return click.Choice(field.choices())
-    return {int: click.INT, float: click.FLOAT}.get(field.kind, click.STRING)
-
-
-def config_options(f: Callable) -> Callable:
-    """One flag per config key, from ``FIELDS``; unset flags stay None (the file or default wins)."""
-    defaults = Config().to_dict()
-    for key, field in reversed(FIELDS.items()):
-        default = defaults[key]
-        shown = "" if default is None else f" [default: {default if key != 'hidden' else ','.join(map(str, default))}]"
-        if field.kind is bool:
-            name = key.replace("_", "-")
-            f = click.option(f"--{name}/--no-{name}", key, default=None, help=field.help + shown)(f)
-        else:
-            f = click.option(_flag(key), key, type=_click_type(field), default=None, help=field.help + shown)(f)
-    return f
-
-
 @click.command()
-@click.option("--config", "config_file", metavar="FILE|NAME",
-              help="YAML file of config keys, or the name of a shipped one (see `mlptrain configs`); "
-              "flags override it.")
+@config_file_option
 @config_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory to create [default: runs/<time>-<activation>-<init>].")
@@ -84,21 +62,25 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
         mlptrain fit --config original-problem --dry-run --strict
     """
     from mlptrain.experiment import run_fit
+    from mlptrain.runs.resume import claim_run, resume_config
 
     if dry_run and resume is not None:
         raise click.UsageError("--dry-run checks a new run; drop --resume")
-    if resume is not None:
-        config = _resume_config(resume, out, config_file, flags)
-    else:
-        config = _resolve_config(config_file, flags)
-    data, directory = load_data(config.dataset, data_dir, mirror, quiet)
-    if dry_run:
-        with blas_threads(threads):
-            _dry_run(config, data, strict)
-        return
-    warn_if_unlocked()
-    with blas_threads(threads) as n:
-        summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume, threads=n)
+    if resume is not None and out is not None:
+        raise click.UsageError("--resume continues RUN_DIR in place; drop --out")
+    # A resumed run is locked before its config is compared: another process extending it is "in use".
+    with claim_run(resume) if resume is not None else nullcontext() as lock:
+        config = (resume_config(resume, config_file, flags) if resume is not None
+                  else resolved_config(config_file, flags, quiet))
+        data, directory = load_data(config.dataset, data_dir, mirror, quiet)
+        if dry_run:
+            with blas_threads(threads):
+                _dry_run(config, data, strict)
+            return
+        warn_if_unlocked()
+        with blas_threads(threads) as n:
+            summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume, threads=n,
+                              lock=lock)
     if strict and summary["warnings"]:
         codes = sorted({w["code"] for w in summary["warnings"]})
         click.echo(f"Error: --strict: the run raised {len(summary['warnings'])} warning(s): {', '.join(codes)}",
@@ -122,55 +104,6 @@ def _dry_run(config: Config, data: Any, strict: bool) -> None:
     click.echo(result.verdict)
     if strict and result.warnings:
         sys.exit(EXIT_GATE_FAILED)
-
-
-def _resume_config(resume: Path, out: Path | None, config_file: str | None, flags: dict[str, Any]) -> Config:
-    """The run's own config; any --config or flag given must agree with it (a finished run: but for --epochs)."""
-    from mlptrain.config import build_config
-    from mlptrain.experiment import read_run_config
-    from mlptrain.runs.extend import check_extendable, config_differences, is_complete
-
-    if out is not None:
-        raise click.UsageError("--resume continues RUN_DIR in place; drop --out")
-    stored = build_config(read_run_config(resume), {key: str(resume / "config.yaml") for key in FIELDS})
-    requested = _resolve_config(config_file, flags, base=stored.to_dict(), announce=False)
-    if is_complete(resume):
-        check_extendable(resume, stored, requested)
-        return requested
-    differences = config_differences(stored, requested)
-    if differences:
-        raise click.UsageError(
-            f"cannot resume {resume} with a different config: {'; '.join(differences)}. "
-            "Resume without those flags, or start a new run"
-        )
-    return stored
-
-
-def _resolve_config(
-    config_file: str | None, flags: dict[str, Any], base: dict[str, Any] | None = None, announce: bool = True
-) -> Config:
-    """Defaults, then ``base`` or the --config file, then the flags; validated, with the init chosen."""
-    from mlptrain.config import build_config, default_init, merge
-    from mlptrain.configfile import find_config, is_sweep_spec, load_config_file
-    from mlptrain.data.datasets import check_dataset
-
-    path = find_config(config_file) if config_file else None
-    file_values = load_config_file(path) if path else dict(base or {})
-    if is_sweep_spec(file_values):
-        raise click.UsageError(f"{config_file} is a sweep spec, not a run config: run it with "
-                               f"mlptrain sweep {config_file}")
-    given = {key: value for key, value in flags.items() if value is not None}
-    source = str(path) if path else "the run's config.yaml"
-    sources = {key: source for key in file_values} | {key: _flag(key) for key in given}
-    config = build_config(merge(file_values, given), sources)
-    check_dataset(config.dataset, sources.get("dataset", "dataset"))
-    if config.init is None and announce:
-        config = default_init(config)
-        click.echo(
-            f"init: {config.init} (the default for {config.activation}; "
-            "choose another with --init or --init-range)", err=True,
-        )
-    return config
 
 
 class _FitReporter:

@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from mlptrain.cli.common import Failure, data_options, download_progress, show_progress, warn_if_unlocked
+from mlptrain.cli.common import (
+    Failure,
+    data_options,
+    download_progress,
+    show_progress,
+    threads_option,
+    warn_if_unlocked,
+)
 
 
 @click.command()
@@ -22,8 +29,8 @@ from mlptrain.cli.common import Failure, data_options, download_progress, show_p
               help="Run the trials on this running Dask scheduler, e.g. tcp://127.0.0.1:8786 (needs mlptrain[dask]).")
 @click.option("--cluster", type=click.Choice(["local"]),
               help="Start a Dask LocalCluster on 127.0.0.1 for the duration (needs mlptrain[dask]).")
-@click.option("--threads", type=click.IntRange(1, 1024),
-              help="BLAS threads per trial [default: cores // workers, at least 1; 1 with --scheduler].")
+@threads_option(help_text="BLAS threads per trial [default: cores // workers, at least 1; 1 with --scheduler].",
+                envvar=None)
 @click.option("--plot", "make_plot", is_flag=True,
               help="At the end, write sweep-heatmap.png (two varying keys) or sweep-curves.png (one).")
 @data_options
@@ -45,8 +52,7 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
         mlptrain sweep my-sweep.yaml --scheduler tcp://127.0.0.1:8786
     """
     from mlptrain.configfile import find_config
-    from mlptrain.data.datasets import check_dataset
-    from mlptrain.sweep.execute import data_names, run_sweep
+    from mlptrain.sweep.execute import run_sweep
     from mlptrain.sweep.executors import import_distributed
     from mlptrain.sweep.spec import load_spec
     from mlptrain.threads import available_cores
@@ -56,9 +62,7 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
     if scheduler and workers:
         raise click.UsageError("--workers does not apply to --scheduler: the cluster's own workers run the trials")
     spec = find_config(spec_name)
-    plan = load_spec(spec)
-    for name in data_names(plan):
-        check_dataset(name, f"{spec}: dataset")
+    plan = load_spec(spec)  # every trial's config resolved and its data set checked
     if make_plot and len(plan.varying) not in (1, 2):
         raise click.UsageError(f"--plot draws one or two varying keys; this sweep varies {len(plan.varying)}"
                                f"{': ' + ', '.join(plan.varying) if plan.varying else ''}; drop --plot")

@@ -8,21 +8,25 @@ from typing import Any, Callable
 
 import click
 
-from mlptrain.cli.common import data_options, load_data, show_progress, threads_option
-from mlptrain.cli.fit import _resolve_config, config_options
+from mlptrain.cli.common import (
+    config_file_option,
+    config_options,
+    data_options,
+    load_data,
+    resolved_config,
+    show_progress,
+    threads_option,
+)
 from mlptrain.threads import available_cores, blas_threads
 
 
 def tuning_options(f: Callable) -> Callable:
     """After the command's own options: --config and every config flag (as in fit), --threads, the data options."""
-    f = data_options(threads_option(f))
-    f = config_options(f)
-    return click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-                        help="YAML file of config keys (as for fit); flags override it.")(f)
+    return config_file_option(config_options(data_options(threads_option(f))))
 
 
-def _setup(config_file: Path | None, flags: dict[str, Any], data_dir: Path, mirror: str | None, quiet: bool):
-    config = _resolve_config(config_file, flags)
+def _setup(config_file: str | None, flags: dict[str, Any], data_dir: Path, mirror: str | None, quiet: bool):
+    config = resolved_config(config_file, flags, quiet)
     data, _ = load_data(config.dataset, data_dir, mirror, quiet)
     return config, data
 
@@ -45,7 +49,7 @@ def _sizes(config: Any, data: Any) -> str:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("init-scan.png"),
               show_default=True, help="Where to write the plot.")
 @tuning_options
-def init_scan(config_file: Path | None, activations: str | None, factor: float, r_min: float, r_max: float,
+def init_scan(config_file: str | None, activations: str | None, factor: float, r_min: float, r_max: float,
               per_decade: int, out: Path, threads: int | None, data_dir: Path, mirror: str | None, quiet: bool,
               **flags: Any) -> None:
     """Which init scale keeps the signal alive? Scan U(-r, r) and the initializers at init.
@@ -123,7 +127,7 @@ _VERDICTS = {"inside": "inside", "below": "below: the signal vanishes", "above":
 @click.option("--stop-factor", type=click.FloatRange(1, min_open=True), default=4.0, show_default=True,
               help="Stop when the smoothed loss exceeds this times its minimum.")
 @tuning_options
-def lr_find(config_file: Path | None, out: Path, lr_low: float, lr_high: float, steps: int, smoothing: float,
+def lr_find(config_file: str | None, out: Path, lr_low: float, lr_high: float, steps: int, smoothing: float,
             stop_factor: float, threads: int | None, data_dir: Path, mirror: str | None, quiet: bool,
             **flags: Any) -> None:
     """Which learning rate? The LR range test (Smith 2017; fastai's lr_find).
@@ -196,7 +200,7 @@ class _StepBar:
 @click.option("--delta", type=click.FloatRange(0, 1, min_open=True), default=1e-5, show_default=True,
               help="Step of the central differences.")
 @tuning_options
-def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: float, threads: int | None,
+def gradcheck(config_file: str | None, samples: int, per_array: int, delta: float, threads: int | None,
               data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:
     """Is backprop right? The core's gradients against central differences, in float64.
 

@@ -2,8 +2,9 @@
 
 ``files`` writes and reads every file of a run directory atomically and checks
 what it reads; ``lock`` gives a run (or sweep) directory one owning process at
-a time; ``report`` loads a whole run (finished or not) as a ``RunRecord`` and
-formats it for ``mlptrain inspect``.
+a time; ``extend`` and ``resume`` continue a run in place; ``report`` loads a
+whole run (finished or not) as a ``RunRecord`` and formats it for ``mlptrain
+inspect``.
 
-May import: ``train``, ``nn``, ``data``, ``config``, and the foundation.
+May import: ``train``, ``nn``, ``data``, ``config``, ``configfile``, and the foundation.
 """

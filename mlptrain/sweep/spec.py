@@ -13,8 +13,9 @@ A spec is a YAML mapping (see ``SPEC_KEYS``)::
     sample_seed: 0
 
 Every grid value is checked with the same ``config.FIELDS`` parser as a flag
-or config file, and every trial's whole config is built and validated, before
-any trial runs. A trial is named from the parameters that vary, e.g.
+or config file, and every trial's whole config is resolved as a command's is
+(``configfile.resolve_layers``: the ``config:`` file, then ``base:``, then the
+grid point and seed), before any trial runs. A trial is named from the parameters that vary, e.g.
 ``activation=relu,init_range=0.01,seed=1``: readable, stable, and safe as a
 directory name.
 """
@@ -32,16 +33,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from mlptrain import __version__
-from mlptrain.config import (
-    FIELDS,
-    MAX_SEED,
-    Config,
-    build_config,
-    default_init,
-    merge,
-    normalize_key,
-)
-from mlptrain.configfile import find_config, load_config_file
+from mlptrain.config import FIELDS, MAX_SEED, Config, build_config, merge, normalize_key
+from mlptrain.configfile import Layer, load_config_file, read_config_file, resolve_layers
 from mlptrain.errors import ConfigError
 
 SPEC_KEYS = {  # top-level key -> what it means (also the "unknown key" message's vocabulary)
@@ -112,7 +105,7 @@ def load_spec(path: Path) -> SweepPlan:
     for key in raw:
         if key not in SPEC_KEYS:
             raise ConfigError(_unknown_spec_key(key, path))
-    base = _base(raw, path)
+    base, base_sources = _base(raw, path)
     grid = _grid(raw.get("grid"), path)
     seeds = _seeds(raw.get("seeds", 1), base, path)
     if not grid and len(seeds) < 2:
@@ -120,7 +113,7 @@ def load_spec(path: Path) -> SweepPlan:
                           "values (e.g. grid: {{init_range: [0.01, 0.1]}}), or seeds: 2 or more")
     sample, sample_seed = _sample(raw, grid, path)
     points = _points(grid, sample, sample_seed)
-    trials = _trials(base, grid, points, seeds, path)
+    trials = _trials((base, base_sources), grid, points, seeds, path)
     return SweepPlan(path, base, grid, seeds, sample, sample_seed, trials)
 
 
@@ -140,17 +133,21 @@ def _mapping(value: Any, what: str, path: Path) -> dict[str, Any]:
     return {normalize_key(k): v for k, v in value.items()}
 
 
-def _base(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The ``config:`` file's keys, overridden by ``base:``; checked by building a Config from them."""
+def _base(raw: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``config:`` file's keys, overridden by ``base:``, each value checked; and where each one came from."""
     file_values: dict[str, Any] = {}
+    file_source = ""
     if raw.get("config") is not None:
         if not isinstance(raw["config"], str):
             raise ConfigError(f"{path}: config must be the path of a config YAML file")
-        file_values = load_config_file(find_config(raw["config"], path.parent))
-    base = merge(file_values, _mapping(raw.get("base"), "base", path))
+        config_path, file_values = read_config_file(raw["config"], path.parent)
+        file_source = str(config_path)
+    given = _mapping(raw.get("base"), "base", path)
+    base = merge(file_values, given)
+    sources = {key: f"{path} base" if key in given else file_source for key in base}
     for key, value in base.items():  # each value alone; how they combine is checked per trial
-        _parsed(key, value, f"{path} base")
-    return base
+        _parsed(key, value, sources[key])
+    return base, sources
 
 
 def _grid(value: Any, path: Path) -> dict[str, list[Any]]:
@@ -224,17 +221,18 @@ def _points(grid: dict[str, list[Any]], sample: int | None, sample_seed: int) ->
     return points
 
 
-def _trials(base: dict[str, Any], grid: dict[str, list[Any]], points: list[dict[str, Any]], seeds: list[int],
+def _trials(base: Layer, grid: dict[str, list[Any]], points: list[dict[str, Any]], seeds: list[int],
             path: Path) -> list[Trial]:
-    """Build and validate every trial's config (the init group of a point replaces the base's, as flags do)."""
+    """Resolve every trial's config: the base, then the grid point and seed (whose init keys replace the base's
+    init settings, as flags do a file's)."""
     varying = [key for key, values in grid.items() if len(values) > 1]
     trials, names = [], set()
     for point in points:
         for seed in seeds:
-            values = merge(base, {**{k: plain(v) for k, v in point.items()}, "seed": seed})
-            sources = {key: f"{path} base" for key in base} | {key: f"{path} grid" for key in point}
+            values = {**{k: plain(v) for k, v in point.items()}, "seed": seed}
+            sources = {key: f"{path} grid" for key in point} | {"seed": f"{path} seeds"}
             try:
-                config = default_init(build_config(values, sources))
+                config = resolve_layers([base, (values, sources)]).config
             except ConfigError as exc:
                 raise ConfigError(f"{exc} (in the trial {trial_name(point, varying, seed)})") from None
             params = {key: point[key] for key in varying} | {"seed": seed}
