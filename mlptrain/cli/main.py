@@ -20,6 +20,7 @@ COMMANDS = {
     "predict": "mlptrain.cli.predict:predict",
     "export": "mlptrain.cli.export:export",
     "plot": "mlptrain.cli.plot:plot",
+    "runs": "mlptrain.cli.runs:runs",
     "sweep": "mlptrain.cli.sweep:sweep",
     "data": "mlptrain.cli.data:data",
     "configs": "mlptrain.cli.configs:configs",

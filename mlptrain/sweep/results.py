@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlptrain.runs.files import read_json, write_text
+from mlptrain.runs.files import RESULTS_JSONL, SWEEP_FILE, read_json, write_text
 from mlptrain.sweep.spec import plain
 
-RESULTS_JSONL, RESULTS_CSV, SWEEP_FILE, SPEC_COPY = "results.jsonl", "results.csv", "sweep.json", "spec.yaml"
+RESULTS_CSV, SPEC_COPY = "results.csv", "spec.yaml"
 FINISHED = ("complete", "diverged")  # a run directory with one of these in summary.json is not run again
 OWNED = "owned"  # the status of a trial copy that found another copy running it: not a result
 # The metric columns of a record: column -> (summary section, key in it).

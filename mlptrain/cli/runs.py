@@ -1,0 +1,81 @@
+"""``mlptrain runs``: a table of the runs under some directories; ``mlptrain compare``: runs side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+DEFAULT_ROOTS = (Path("runs"), Path("sweeps"))
+
+
+def _condition(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, str]]:
+    conditions = []
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{text!r} is not KEY=VALUE, e.g. --where activation=relu", ctx, param)
+        conditions.append((key.strip().replace("-", "_"), value.strip()))
+    return conditions
+
+
+@click.command()
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=Path), metavar="[DIR]...")
+@click.option("--no-trials", is_flag=True, help="Leave out the trials of sweeps.")
+@click.option("--sort", "sort_key", metavar="KEY", default="name", show_default=True,
+              help="Sort by a column (name, status, test_acc, val_acc, started, ...) or a config key.")
+@click.option("--reverse", "-r", is_flag=True, help="Sort in descending order (best accuracy first).")
+@click.option("--where", "conditions", multiple=True, metavar="KEY=VALUE", callback=_condition,
+              help="Only runs whose column or config key has this value (repeatable; all must hold), "
+              "e.g. activation=relu, status=complete, warnings=dead-units.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of the runs instead of a table.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+def runs(dirs: tuple[Path, ...], no_trials: bool, sort_key: str, reverse: bool, conditions: list[tuple[str, str]],
+         as_json: bool, as_csv: bool) -> None:
+    """List the runs under DIR... (default: ./runs and ./sweeps), one line each.
+
+    Status is complete, diverged, running (with the pid of the process
+    writing it), interrupted (resume with fit --resume), failed (a sweep trial
+    that raised) or unreadable (a damaged file; the reason follows the table).
+    Only summaries, configs and metrics are read, never weights.
+
+    \b
+    Examples:
+        mlptrain runs
+        mlptrain runs sweeps/init --sort test_acc -r --where activation=relu
+        mlptrain runs runs --no-trials --json
+    """
+    from mlptrain.runs.table import check_key, filter_rows, find_runs, format_table, plain_row, sort_rows
+
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+    check_key(sort_key.replace("-", "_"), "--sort")
+    roots = list(dirs) or [root for root in DEFAULT_ROOTS if root.is_dir()]
+    if not roots:
+        raise click.UsageError("no ./runs or ./sweeps here; give the directories that hold runs: mlptrain runs DIR")
+    rows = sort_rows(filter_rows(find_runs(roots, trials=not no_trials), conditions), sort_key.replace("-", "_"),
+                     reverse)
+    if as_json:
+        click.echo(json.dumps([plain_row(row) for row in rows], indent=2))
+    elif as_csv:
+        click.echo(_csv([plain_row(row) for row in rows]), nl=False)
+    elif rows:
+        click.echo(format_table(rows))
+    else:
+        click.echo(f"no runs under {', '.join(map(str, roots))}" + (" matching --where" if conditions else ""),
+                   err=True)
+
+
+def _csv(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    from mlptrain.runs.table import COLUMNS, EXTRA_KEYS
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, [*COLUMNS, *EXTRA_KEYS], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ";".join(v) if isinstance(v, list) else "" if v is None else v for k, v in row.items()})
+    return text.getvalue()
