@@ -155,3 +155,32 @@ def test_runs_reads_a_thousand_runs(made: Path, tmp_path: Path) -> None:
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     print(f"mlptrain runs (whole command, Python start included): {time.perf_counter() - started:.3f} s")
     assert len(out.splitlines()) == 1001
+
+
+# --- compare ----------------------------------------------------------------------------------
+
+
+def test_compare_shows_only_the_differing_keys_results_and_warnings(made: Path, tmp_path: Path) -> None:
+    runs = made / "runs"
+    result = CliRunner().invoke(cli, ["compare", str(runs / "relu"), str(runs / "logistic"),
+                                      "--plot", str(tmp_path / "cmp.png")])
+    assert result.exit_code == 0, result.output
+    config_rows = result.output.split("\n\nresult")[0].splitlines()[1:]
+    assert [row.split()[0] for row in config_rows] == ["activation", "init", "init_range", "epochs"]
+    assert config_rows[0].split() == ["activation", "relu", "logistic"]
+    summary = json.loads((runs / "relu" / "summary.json").read_text())
+    assert f"{summary['test']['accuracy']:.2%}" in result.output.split("test acc")[1].splitlines()[0]
+    assert "warnings of relu: none" in result.output
+    assert "warnings of logistic:\n  vanishing-signal (init check):" in result.output
+    assert (tmp_path / "cmp.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_refuses_what_is_not_a_run(made: Path) -> None:
+    runs = made / "runs"
+    for other, says in ((runs, "is not a run directory (it has no config.yaml)"),
+                        (runs / "sw", "is a sweep directory, not a run"),
+                        (runs / "missing", "does not exist")):
+        result = CliRunner().invoke(cli, ["compare", str(runs / "relu"), str(other)])
+        assert result.exit_code == 1 and says in result.output and result.output.count("\n") == 1, result.output
+    result = CliRunner().invoke(cli, ["compare", str(runs / "relu")])
+    assert result.exit_code == 2 and "two or more" in result.output

@@ -21,6 +21,7 @@ COMMANDS = {
     "export": "mlptrain.cli.export:export",
     "plot": "mlptrain.cli.plot:plot",
     "runs": "mlptrain.cli.runs:runs",
+    "compare": "mlptrain.cli.runs:compare",
     "sweep": "mlptrain.cli.sweep:sweep",
     "data": "mlptrain.cli.data:data",
     "configs": "mlptrain.cli.configs:configs",

@@ -79,3 +79,30 @@ def _csv(rows: list[dict]) -> str:
     for row in rows:
         writer.writerow({k: ";".join(v) if isinstance(v, list) else "" if v is None else v for k, v in row.items()})
     return text.getvalue()
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR RUN_DIR...")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also write the runs' learning curves, overlaid, to this PNG.")
+def compare(run_dirs: tuple[Path, ...], plot_file: Path | None) -> None:
+    """Put runs side by side: the config keys that differ, the results, the warnings.
+
+    Only the keys whose values differ are shown. Works on unfinished runs
+    too (their results so far).
+
+    \b
+    Examples:
+        mlptrain compare runs/logistic runs/relu
+        mlptrain compare sweeps/init/activation=relu,seed=0 sweeps/init/activation=tanh,seed=0 --plot cmp.png
+    """
+    from mlptrain.runs.compare import format_comparison, load_runs
+
+    if len(run_dirs) < 2:
+        raise click.UsageError("give two or more run directories to compare (mlptrain inspect RUN_DIR shows one)")
+    records = load_runs(list(run_dirs))
+    click.echo(format_comparison(records))
+    if plot_file is not None:
+        from mlptrain.plots.run import plot_comparison
+
+        click.echo(f"wrote {plot_comparison(records, plot_file)}")
