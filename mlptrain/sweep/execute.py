@@ -19,6 +19,7 @@ from mlptrain.runs.lock import DirLock, acquire, claim_new_dir
 from mlptrain.sweep.executors import Executor
 from mlptrain.sweep.results import OWNED, SPEC_COPY, SWEEP_FILE, write_results
 from mlptrain.sweep.spec import SweepPlan, sweep_record
+from mlptrain.sweep.summary import write_summaries
 from mlptrain.sweep.trial import Record, TrialTask, finished_record
 
 SWEEP_HINT = "wait for that sweep to finish (or stop it), then run the same command again"
@@ -124,6 +125,7 @@ class _Results:
 
     def save(self) -> None:
         write_results(self.sweep_dir, self.plan.varying, self.ordered())
+        write_summaries(self.sweep_dir, self.plan.varying, self.ordered())
 
     def add(self, result: Record) -> None:
         """Keep a trial's record; an ``interrupted`` or ``owned`` one is not a result and changes nothing."""

@@ -132,27 +132,8 @@ def mean_std(values: list[float | None]) -> tuple[float, float] | None:
     return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0
 
 
-def format_summary(groups: list[Group], varying: list[str]) -> str:
-    """The summary table: one line per grid point, mean ± std over seeds, in percent."""
-    headers = [*varying, "seeds", "val acc %", "test acc %", "status"]
-    rows = [[*(show_value(g.params[k]) for k in varying), str(g.seeds), _pm(g.val_acc), _pm(g.test_acc),
-             ", ".join(f"{n} {s}" for s, n in sorted(g.statuses.items()))] for g in groups]
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    left = {*range(len(varying)), len(headers) - 1}  # names and statuses read left-aligned, numbers right
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    out = [line(headers), *(line(r) for r in rows)]
-    return "\n".join(text.rstrip() for text in out)
-
-
 def show_value(value: Any) -> str:
     """A grid value in tables and plot ticks: 0.001, relu, 256,256."""
     if isinstance(value, list):
         return ",".join(map(str, value)) or "none"
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _pm(stat: tuple[float, float] | None) -> str:
-    return "-" if stat is None else f"{100 * stat[0]:.2f} ± {100 * stat[1]:.2f}"
