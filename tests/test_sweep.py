@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from mlptrain.cli import cli
 from mlptrain.errors import ConfigError, SweepError
-from mlptrain.sweep.results import group_over_seeds
 from mlptrain.sweep.spec import format_value, load_spec
+from mlptrain.sweep.summary import best_first, summarize
 
 from synthetic import write_dataset
 
@@ -173,10 +173,10 @@ def test_option_mistakes(runner: CliRunner, tmp_path: Path, tiny: Path, args: li
     assert result.exit_code == 2 and message in result.stderr
 
 
-def test_plot_needs_one_or_two_varying_keys(runner: CliRunner, tmp_path: Path, tiny: Path) -> None:
-    spec = write_spec(tmp_path / "s.yaml", tiny, grid={**GRID, "lr": [0.1, 0.2]})
+def test_plot_needs_a_varying_key(runner: CliRunner, tmp_path: Path, tiny: Path) -> None:
+    spec = write_spec(tmp_path / "s.yaml", tiny, grid={}, base={"init_range": 0.1}, seeds=2)
     result = sweep(runner, spec, tmp_path / "out", "--plot")
-    assert result.exit_code == 2 and "--plot draws one or two varying keys; this sweep varies 3" in result.stderr
+    assert result.exit_code == 2 and "this sweep varies only the seed" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -207,13 +207,13 @@ def test_local_sweep_writes_runs_results_and_a_table(runner: CliRunner, local_sw
 
 def test_summary_table_groups_over_seeds_best_first(local_sweep: tuple[Path, Path]) -> None:
     rows = results(local_sweep[1])
-    groups = group_over_seeds(rows, ["activation", "init_range"])
-    assert len(groups) == 4 and all(g.seeds == 2 for g in groups)
-    means = [g.val_acc[0] for g in groups]
+    groups = best_first(summarize(rows, ["activation", "init_range"]))
+    assert len(groups) == 4 and all(g.trials == 2 for g in groups)
+    means = [g.val_acc.mean for g in groups]
     assert means == sorted(means, reverse=True)
     relu = next(g for g in groups if g.params == {"activation": "relu", "init_range": 1.0})
     tests = [r["test_acc"] for r in rows if r["params"] == relu.params]
-    assert relu.test_acc[0] == pytest.approx(sum(tests) / 2)
+    assert relu.test_acc.mean == pytest.approx(sum(tests) / 2)
 
 
 def test_rerun_skips_finished_trials(runner: CliRunner, local_sweep: tuple[Path, Path]) -> None:

@@ -150,3 +150,59 @@ def test_report_mistakes(finished: tuple[Path, str], tmp_path: Path) -> None:
     assert result.exit_code == 2 and "without SPEC.yaml" in result.output
     result = runner.invoke(cli, ["sweep"])
     assert result.exit_code == 2 and "--report SWEEP_DIR" in result.output
+
+
+# --- plots with spread -------------------------------------------------------------------------
+
+
+def test_heatmap_cells_show_mean_and_std(finished: tuple[Path, str], tmp_path: Path) -> None:
+    from mlptrain.plots.sweep import sweep_heatmap_figure
+    from mlptrain.sweep.results import read_results
+
+    out = finished[0]
+    points = {json.dumps([p.params["activation"], p.params["init_range"]]): p
+              for p in summarize(read_results(out), ["activation", "init_range"])}
+    fig = sweep_heatmap_figure(["activation", "init_range"], [["logistic", "relu"], [0.01, 1.0]], points, 2)
+    [ax] = [a for a in fig.axes if a.get_xlabel() == "init_range"]
+    relu = points[json.dumps(["relu", 1.0])].test_acc
+    texts = [t.get_text() for t in ax.texts]
+    assert f"{100 * relu.mean:.1f}\n± {100 * relu.std:.1f}" in texts and len(texts) == 4
+    assert "mean ± sample std over 2 seeds" in fig.texts[0].get_text()
+    assert fig.axes[-1].yaxis.get_major_formatter()(0.5, 0) == "50%"  # the colour bar in percent
+
+
+def test_three_keys_give_one_heatmap_per_value_of_the_third(tmp_path: Path) -> None:
+    from mlptrain.plots.sweep import sweep_heatmap_figure
+
+    recs = [{"params": {"a": a, "b": b, "c": c}, "status": "complete", "best_val_acc": 0.5, "test_acc": 0.4 + i / 100}
+            for i, (a, b, c) in enumerate((a, b, c) for a in "xy" for b in (1, 2) for c in ("p", "q", "r"))]
+    points = {json.dumps([p.params[k] for k in "abc"]): p for p in summarize(recs, ["a", "b", "c"])}
+    fig = sweep_heatmap_figure(["a", "b", "c"], [["x", "y"], [1, 2], ["p", "q", "r"]], points, 1)
+    panels = [ax for ax in fig.axes if ax.get_xlabel() == "b"]
+    assert [ax.get_title() for ax in panels] == ["c=p", "c=q", "c=r"]
+    assert [t.get_text() for t in panels[1].texts] == ["41.0", "44.0", "47.0", "50.0"]  # c=q, rows a, cols b
+
+
+def test_curves_of_a_categorical_key_use_a_categorical_axis(tmp_path: Path) -> None:
+    from mlptrain.plots.sweep import sweep_curves_figure
+
+    recs = [{"params": {"activation": a}, "status": "complete", "best_val_acc": 0.5 + s / 10, "test_acc": 0.4 + s / 10}
+            for a in ("tanh", "relu", "logistic") for s in (0, 1)]
+    points = {json.dumps([p.params["activation"]]): p for p in summarize(recs, ["activation"])}
+    fig = sweep_curves_figure("activation", ["tanh", "relu", "logistic"], points, 2)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["tanh", "relu", "logistic"]
+    assert all(line.get_linestyle() == "None" for line in ax.get_lines() if len(line.get_xdata()) == 3)
+    assert ax.yaxis.get_major_formatter()(0.5, 0) in ("50%", "50.0%")
+
+
+def test_plot_of_a_three_key_sweep_writes_small_multiples(tmp_path: Path) -> None:
+    tiny = write_dataset(tmp_path / "tiny")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(json.dumps({"base": {"dataset": str(tiny), **BASE},
+                                "grid": {"activation": ["logistic", "relu"], "init_range": [0.1, 1.0],
+                                         "lr": [0.05, 0.2]}}))
+    result = CliRunner().invoke(cli, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--workers",
+                                      "2", "--plot"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "sweep-heatmap.png").read_bytes()[:4] == b"\x89PNG"

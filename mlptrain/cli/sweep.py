@@ -27,7 +27,8 @@ from mlptrain.cli.common import Failure, data_options, download_progress, show_p
 @click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="SWEEP_DIR",
               help="Print the table over seeds of a sweep directory from its files alone (no data, no training).")
 @click.option("--plot", "make_plot", is_flag=True,
-              help="At the end, write sweep-heatmap.png (two varying keys) or sweep-curves.png (one).")
+              help="At the end, write sweep-heatmap.png (two or more varying keys: one heatmap per value of the "
+              "others) or sweep-curves.png (one).")
 @data_options
 def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str | None, cluster: str | None,
           threads: int | None, report: Path | None, make_plot: bool, data_dir: Path, mirror: str | None,
@@ -71,9 +72,9 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
     plan = load_spec(spec)
     for name in data_names(plan):
         check_dataset(name, f"{spec}: dataset")
-    if make_plot and len(plan.varying) not in (1, 2):
-        raise click.UsageError(f"--plot draws one or two varying keys; this sweep varies {len(plan.varying)}"
-                               f"{': ' + ', '.join(plan.varying) if plan.varying else ''}; drop --plot")
+    if make_plot and not plan.varying:
+        raise click.UsageError("--plot draws accuracy over the grid's keys; this sweep varies only the seed "
+                               "(its spread is in summary.csv); drop --plot")
     if scheduler or cluster:
         import_distributed()  # before any download: a missing extra is a one-line error now, not later
     workers = workers or available_cores()

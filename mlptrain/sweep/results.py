@@ -1,4 +1,4 @@
-"""A sweep's results: one record per trial, ``results.jsonl`` and ``results.csv``, and the summary over seeds.
+"""A sweep's results: one record per trial, ``results.jsonl`` and ``results.csv`` (the summary over seeds: ``summary``).
 
 A record is built from the trial's own ``summary.json`` (so a trial finished
 in an earlier invocation is reread, not rerun) or, for a trial that raised,
@@ -12,9 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,40 +93,6 @@ def read_sweep(sweep_dir: Path) -> dict[str, Any]:
 
 def is_sweep_dir(path: Path) -> bool:
     return (path / SWEEP_FILE).is_file()
-
-
-@dataclass
-class Group:
-    """The trials of one grid point over its seeds."""
-
-    params: dict[str, Any]
-    seeds: int
-    statuses: dict[str, int]
-    val_acc: tuple[float, float] | None  # mean, std over the seeds that have a value
-    test_acc: tuple[float, float] | None
-
-
-def group_over_seeds(records: list[dict[str, Any]], varying: list[str]) -> list[Group]:
-    """One Group per grid point, best mean validation accuracy first (points without one last)."""
-    points: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        points.setdefault(json.dumps([r["params"].get(k) for k in varying]), []).append(r)
-    groups = []
-    for rows in points.values():
-        statuses: dict[str, int] = {}
-        for r in rows:
-            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-        groups.append(Group({k: rows[0]["params"].get(k) for k in varying}, len(rows), statuses,
-                            mean_std([r["best_val_acc"] for r in rows]), mean_std([r["test_acc"] for r in rows])))
-    return sorted(groups, key=lambda g: -g.val_acc[0] if g.val_acc else math.inf)
-
-
-def mean_std(values: list[float | None]) -> tuple[float, float] | None:
-    """Mean and sample standard deviation of the values present (std 0 for one value)."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None
-    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0
 
 
 def show_value(value: Any) -> str:
