@@ -231,9 +231,9 @@ def test_rerun_skips_finished_trials(runner: CliRunner, local_sweep: tuple[Path,
 
 def test_another_spec_into_the_same_dir_is_refused(runner: CliRunner, local_sweep: tuple[Path, Path],
                                                    tiny: Path, tmp_path: Path) -> None:
-    other = write_spec(tmp_path / "other.yaml", tiny, seeds=3)
+    other = write_spec(tmp_path / "other.yaml", tiny, base={"lr": 0.2}, seeds=2)  # more seeds would grow it
     result = sweep(runner, other, local_sweep[1])
-    assert result.exit_code == 2 and "holds another sweep" in result.stderr
+    assert result.exit_code == 2 and "holds another sweep: base: lr is 0.2 (was 0.1)" in result.stderr
 
 
 def test_failed_and_diverged_trials_are_recorded_and_the_rest_finish(runner: CliRunner, tmp_path: Path,
