@@ -54,12 +54,14 @@ def config_options(f: Callable) -> Callable:
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), metavar="RUN_DIR",
               help="Continue an interrupted run from its last checkpoint (same config), or a finished one "
               "for more --epochs.")
+@click.option("--overwrite", is_flag=True, help="Replace the --out run directory if it holds a run (refused while "
+              "another process writes it, and for a directory that is not a run).")
 @click.option("--verbose", "-v", is_flag=True, help="Print the init check's per-layer table.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when the run raised any health warning.")
 @click.option("--dry-run", is_flag=True, help="Check the init and take one step on one batch; write nothing.")
 @threads_option
 @data_options
-def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose: bool, strict: bool,
+def fit(config_file: str | None, out: Path | None, resume: Path | None, overwrite: bool, verbose: bool, strict: bool,
         dry_run: bool, threads: int | None, data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:
     """Train a network and write a run directory.
 
@@ -87,6 +89,8 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
 
     if dry_run and resume is not None:
         raise click.UsageError("--dry-run checks a new run; drop --resume")
+    if overwrite and (out is None or resume is not None):
+        raise click.UsageError("--overwrite replaces the --out directory: give --out RUN_DIR (and not --resume)")
     if resume is not None:
         config = _resume_config(resume, out, config_file, flags)
     else:
@@ -97,6 +101,10 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
             _dry_run(config, data, strict)
         return
     warn_if_unlocked()
+    if overwrite:
+        from mlptrain.cli.runs import replace_out
+
+        replace_out(out, "run")
     with blas_threads(threads) as n:
         summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume, threads=n)
     if strict and summary["warnings"]:

@@ -1,4 +1,5 @@
-"""``mlptrain runs``: a table of the runs under some directories; ``mlptrain compare``: runs side by side."""
+"""``mlptrain runs``: a table of the runs under some directories; ``mlptrain compare``: runs side by side;
+and the ``--overwrite`` of ``fit`` and ``sweep``."""
 
 from __future__ import annotations
 
@@ -65,6 +66,14 @@ def runs(dirs: tuple[Path, ...], no_trials: bool, sort_key: str, reverse: bool, 
     else:
         click.echo(f"no runs under {', '.join(map(str, roots))}" + (" matching --where" if conditions else ""),
                    err=True)
+
+
+def replace_out(out: Path, kind: str) -> None:
+    """``--overwrite`` of fit and sweep: remove the run or sweep at ``out`` (see runs.replace), saying so."""
+    from mlptrain.runs.replace import replace_dir
+
+    if replace_dir(out, kind):
+        click.echo(f"--overwrite: deleted the earlier {kind} in {out}", err=True)
 
 
 def _csv(rows: list[dict]) -> str:

@@ -24,6 +24,8 @@ from mlptrain.cli.common import Failure, data_options, download_progress, show_p
               help="Start a Dask LocalCluster on 127.0.0.1 for the duration (needs mlptrain[dask]).")
 @click.option("--threads", type=click.IntRange(1, 1024),
               help="BLAS threads per trial [default: cores // workers, at least 1; 1 with --scheduler].")
+@click.option("--overwrite", is_flag=True, help="Replace SWEEP_DIR if it holds a sweep, starting over (refused while "
+              "a process writes it or one of its trials, and for a directory that is not a sweep).")
 @click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="SWEEP_DIR",
               help="Print the table over seeds of a sweep directory from its files alone (no data, no training).")
 @click.option("--plot", "make_plot", is_flag=True,
@@ -31,7 +33,7 @@ from mlptrain.cli.common import Failure, data_options, download_progress, show_p
               "others) or sweep-curves.png (one).")
 @data_options
 def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str | None, cluster: str | None,
-          threads: int | None, report: Path | None, make_plot: bool, data_dir: Path, mirror: str | None,
+          threads: int | None, overwrite: bool, report: Path | None, make_plot: bool, data_dir: Path, mirror: str | None,
           quiet: bool) -> None:
     """Run a grid of trials from SPEC.yaml: a base config, a grid of values, seeds.
 
@@ -60,6 +62,8 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
     if report is not None:
         if spec_name is not None:
             raise click.UsageError("--report SWEEP_DIR prints a finished sweep's table; give it without SPEC.yaml")
+        if overwrite:
+            raise click.UsageError("--report only reads the sweep; drop --overwrite")
         _print_report(report, make_plot)
         return
     if spec_name is None:
@@ -85,6 +89,10 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
     click.echo(f"sweep: {plan.describe()} in {out}; on {executor.description}, "
                f"{threads} BLAS thread{'s' if threads != 1 else ''} per trial", err=True)
     warn_if_unlocked()
+    if overwrite:
+        from mlptrain.cli.runs import replace_out
+
+        replace_out(out, "sweep")
     reporter = _SweepReporter(quiet)
     try:
         with executor:
