@@ -33,8 +33,8 @@ from mlptrain.cli.common import Failure, data_options, download_progress, show_p
               "others) or sweep-curves.png (one).")
 @data_options
 def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str | None, cluster: str | None,
-          threads: int | None, overwrite: bool, report: Path | None, make_plot: bool, data_dir: Path, mirror: str | None,
-          quiet: bool) -> None:
+          threads: int | None, overwrite: bool, report: Path | None, make_plot: bool, data_dir: Path,
+          mirror: str | None, quiet: bool) -> None:
     """Run a grid of trials from SPEC.yaml: a base config, a grid of values, seeds.
 
     Each trial is a normal run directory inside SWEEP_DIR, named from the
