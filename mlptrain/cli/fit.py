@@ -95,6 +95,10 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, overwrit
         config = _resume_config(resume, out, config_file, flags)
     else:
         config = _resolve_config(config_file, flags)
+    if config.tensorboard and not dry_run:
+        from mlptrain.runs.tensorboard import require_tensorboard
+
+        require_tensorboard()  # before any download: a missing extra is one line
     data, directory = load_data(config.dataset, data_dir, mirror, quiet)
     if dry_run:
         with blas_threads(threads):

@@ -22,6 +22,7 @@ COMMANDS = {
     "plot": "mlptrain.cli.plot:plot",
     "runs": "mlptrain.cli.runs:runs",
     "compare": "mlptrain.cli.runs:compare",
+    "tensorboard": "mlptrain.cli.runs:tensorboard",
     "sweep": "mlptrain.cli.sweep:sweep",
     "data": "mlptrain.cli.data:data",
     "configs": "mlptrain.cli.configs:configs",

@@ -115,3 +115,39 @@ def compare(run_dirs: tuple[Path, ...], plot_file: Path | None) -> None:
         from mlptrain.plots.run import plot_comparison
 
         click.echo(f"wrote {plot_comparison(records, plot_file)}")
+
+
+@click.command("tensorboard")
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR|SWEEP_DIR...")
+def tensorboard(dirs: tuple[Path, ...]) -> None:
+    """Write TensorBoard event files for runs made without --tensorboard.
+
+    From each run's files: the config as text, the per-epoch scalars (loss,
+    accuracy, lr, per-layer signal, gain, dead share, update/weight ratio), the
+    test results and the HParams session. Not the per-interval training loss,
+    which only a run with --tensorboard records. A sweep directory means all
+    its trials; runs that already have event files are left as they are.
+    Needs mlptrain[tensorboard].
+
+    \b
+    Examples:
+        mlptrain tensorboard runs/demo
+        mlptrain tensorboard sweeps/sweep-init-scale && tensorboard --logdir sweeps/sweep-init-scale
+    """
+    from mlptrain.runs.report import load_run
+    from mlptrain.runs.table import find_runs
+    from mlptrain.runs.tensorboard import has_events, require_tensorboard, write_run_events
+
+    require_tensorboard()
+    for directory in dirs:
+        if not directory.is_dir():
+            raise click.UsageError(f"{directory} is not a directory; give run or sweep directories")
+    for row in find_runs(list(dirs)):
+        run_dir = Path(row["path"])
+        if row["status"] in ("unreadable", "failed"):
+            click.echo(f"{run_dir}: skipped ({row['status']}: {row['error']})", err=True)
+        elif has_events(run_dir):
+            click.echo(f"{run_dir}: skipped (it has event files already)", err=True)
+        else:
+            record = load_run(run_dir)
+            click.echo(f"wrote {write_run_events(run_dir, record.config, record.history, record.summary)}")

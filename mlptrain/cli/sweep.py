@@ -79,6 +79,10 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
     if make_plot and not plan.varying:
         raise click.UsageError("--plot draws accuracy over the grid's keys; this sweep varies only the seed "
                                "(its spread is in summary.csv); drop --plot")
+    if any(trial.config.tensorboard for trial in plan.trials):
+        from mlptrain.runs.tensorboard import require_tensorboard
+
+        require_tensorboard()  # before any download or trial: a missing extra is one line
     if scheduler or cluster:
         import_distributed()  # before any download: a missing extra is a one-line error now, not later
     workers = workers or available_cores()
