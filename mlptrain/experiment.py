@@ -35,6 +35,7 @@ from mlptrain.runs.files import (
     load_checkpoint,
     load_weights,
     read_config,
+    read_json,
     remove_stale_temporaries,
     save_augmented,
     save_checkpoint,
@@ -89,7 +90,12 @@ def run_fit(
         if config.tensorboard:  # after config.yaml: a directory with files but no config is not a run
             reporter = _with_events(trainer, config, run_dir, reporter, stack)
         record = _Record(config, data, directory, run_dir, started, resume is not None, threads, command)
-        return _train(trainer, record, reporter)
+        try:
+            return _train(trainer, record, reporter)
+        except DivergedError:
+            if isinstance(reporter, TensorBoardReporter):  # a diverged trial belongs in the HParams view too
+                reporter.events.finish(read_json(run_dir / SUMMARY_FILE))
+            raise
 
 
 def _with_events(trainer: Trainer, config: Config, run_dir: Path, reporter: Reporter, stack: ExitStack) -> Reporter:

@@ -127,3 +127,14 @@ def test_without_the_extra_it_says_how_to_install_it(tiny: Path, tmp_path: Path,
     assert not (tmp_path / "r").exists()
     result = CliRunner().invoke(cli, ["tensorboard", str(tmp_path)])
     assert result.exit_code == 1 and "pip install 'mlptrain[tensorboard]'" in result.output
+
+
+def test_a_diverged_run_still_gets_its_hparams_session(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "diverged"
+    diverging = ["--hidden", "64,64,64", "--init-range", "100", "--lr", "10"]
+    result = CliRunner().invoke(cli, ["fit", "--dataset", str(tiny), *FIT_FAST, *diverging, "--out", str(out),
+                                      "--tensorboard"])
+    assert result.exit_code == 1 and "diverged" in result.output
+    accumulator = events(out)
+    assert session_hparams(accumulator)["init_range"] == pytest.approx(100.0)
+    assert "_hparams_/session_end_info" in accumulator.PluginTagToContent("hparams")

@@ -146,6 +146,9 @@ def tensorboard(dirs: tuple[Path, ...]) -> None:
         run_dir = Path(row["path"])
         if row["status"] in ("unreadable", "failed"):
             click.echo(f"{run_dir}: skipped ({row['status']}: {row['error']})", err=True)
+        elif row["status"] == "running":
+            click.echo(f"{run_dir}: skipped (process {row['pid']} is writing it; run this again when it ends)",
+                       err=True)
         elif has_events(run_dir):
             click.echo(f"{run_dir}: skipped (it has event files already)", err=True)
         else:
