@@ -70,8 +70,14 @@ def test_an_installed_copy_finds_its_configs_outside_the_checkout(tmp_path: Path
     """Build a wheel, install it (no deps) into a folder, and run it from a directory with no configs/."""
     source, wheels, site, work = (tmp_path / name for name in ("source", "wheels", "site", "elsewhere"))
     # A copy of the sources: a build inside the checkout could pick up stale files from an old build/.
-    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".bench", "build", "*.egg-info", "runs", "sweeps", "data", "site", "__pycache__"))
+    # The checkout's own runs/, sweeps/, data/ (not the packages mlptrain/runs or mlptrain/data) stay behind.
+    anywhere = shutil.ignore_patterns(".git", ".venv", ".bench", "*.egg-info", "__pycache__")
+    top = {"build", "runs", "sweeps", "data", "site"}
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return set(anywhere(directory, names)) | (top & set(names) if Path(directory) == ROOT else set())
+
+    shutil.copytree(ROOT, source, symlinks=True, ignore=ignore)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
