@@ -67,6 +67,7 @@ class Config:
     signal_factor: float = 10.0
     augment: tuple[str, ...] = ()
     label_smoothing: float = 0.0
+    tensorboard: bool = False  # output only: never changes the numbers
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, ready for YAML/JSON (``hidden`` as a list)."""
@@ -220,6 +221,10 @@ FIELDS: dict[str, Field] = {
     "label_smoothing": Field(
         _number(0, 1, high_open=True), "training targets (1 - e) x one-hot + e / classes (Szegedy et al. 2016); "
         "the train loss is then the smoothed one, the validation and test losses stay plain", kind=float,
+    ),
+    "tensorboard": Field(
+        _boolean, "also write TensorBoard event files in the run directory (needs mlptrain[tensorboard])",
+        kind=bool,
     ),
     "augment": Field(
         parse_augment, "random distortions of the training batches, applied in order: "

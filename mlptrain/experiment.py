@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -36,6 +36,7 @@ from mlptrain.runs.files import (
     load_checkpoint,
     load_weights,
     read_config,
+    read_json,
     remove_stale_temporaries,
     save_augmented,
     save_checkpoint,
@@ -46,6 +47,7 @@ from mlptrain.runs.files import (
     write_metrics,
 )
 from mlptrain.runs.lock import DirLock, acquire
+from mlptrain.runs.tensorboard import EventWriter, TensorBoardReporter, require_tensorboard
 from mlptrain.threads import cpu_model
 from mlptrain.train.diagnostics import HealthWarning, LayerHealth
 from mlptrain.train.evaluate import Evaluation, evaluate
@@ -81,11 +83,27 @@ def run_fit(
     """
     started = time.time()
     command = command or " ".join(["mlptrain", *sys.argv[1:]])
+    if config.tensorboard:
+        require_tensorboard()  # a missing extra is one line now, before the run directory exists
     trainer = Trainer(config, data)  # checks config against data before the directory exists
-    with _claim(config, out, resume, command, lock) as held:
+    with _claim(config, out, resume, command, lock) as held, ExitStack() as stack:
         run_dir = _start(trainer, config, held.directory, resume is not None, reporter)
+        if config.tensorboard:  # after config.yaml: a directory with files but no config is not a run
+            reporter = _with_events(trainer, config, run_dir, reporter, stack)
         record = _Record(config, data, directory, run_dir, started, resume is not None, threads, command)
-        return _train(trainer, record, reporter)
+        try:
+            return _train(trainer, record, reporter)
+        except DivergedError:
+            if isinstance(reporter, TensorBoardReporter):  # a diverged trial belongs in the HParams view too
+                reporter.events.finish(read_json(run_dir / SUMMARY_FILE))
+            raise
+
+
+def _with_events(trainer: Trainer, config: Config, run_dir: Path, reporter: Reporter, stack: ExitStack) -> Reporter:
+    """``reporter``, also writing TensorBoard events into ``run_dir`` (closed with ``stack``)."""
+    events = stack.enter_context(EventWriter(run_dir))
+    events.config(config.to_dict())
+    return TensorBoardReporter(reporter, events, lambda: (trainer.batch_loss, trainer.optimizer.steps))
 
 
 def _claim(config: Config, out: Path | None, resume: Path | None, command: str,

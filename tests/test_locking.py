@@ -319,7 +319,8 @@ def test_two_sweeps_on_one_directory_one_refuses(tmp_path: Path, tiny: Path) -> 
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["status"] for r in rows] == ["complete", "complete"]
     assert sorted(p.name for p in out.iterdir()) == sorted(["results.csv", "results.jsonl", "spec.yaml",
-                                                             "sweep.json", *[r["trial"] for r in rows]])
+                                                             "summary.csv", "summary.md", "sweep.json",
+                                                             *[r["trial"] for r in rows]])
 
 
 # --- one trial run twice at once, as a Dask retry would --------------------------------------------------

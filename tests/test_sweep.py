@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from mlptrain.cli import cli
 from mlptrain.errors import ConfigError, SweepError
-from mlptrain.sweep.results import group_over_seeds
 from mlptrain.sweep.spec import format_value, load_spec
+from mlptrain.sweep.summary import best_first, summarize
 
 from synthetic import write_dataset
 
@@ -190,10 +190,10 @@ def test_option_mistakes(runner: CliRunner, tmp_path: Path, tiny: Path, args: li
     assert result.exit_code == 2 and message in result.stderr
 
 
-def test_plot_needs_one_or_two_varying_keys(runner: CliRunner, tmp_path: Path, tiny: Path) -> None:
-    spec = write_spec(tmp_path / "s.yaml", tiny, grid={**GRID, "lr": [0.1, 0.2]})
+def test_plot_needs_a_varying_key(runner: CliRunner, tmp_path: Path, tiny: Path) -> None:
+    spec = write_spec(tmp_path / "s.yaml", tiny, grid={}, base={"init_range": 0.1}, seeds=2)
     result = sweep(runner, spec, tmp_path / "out", "--plot")
-    assert result.exit_code == 2 and "--plot draws one or two varying keys; this sweep varies 3" in result.stderr
+    assert result.exit_code == 2 and "this sweep varies only the seed" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -224,13 +224,13 @@ def test_local_sweep_writes_runs_results_and_a_table(runner: CliRunner, local_sw
 
 def test_summary_table_groups_over_seeds_best_first(local_sweep: tuple[Path, Path]) -> None:
     rows = results(local_sweep[1])
-    groups = group_over_seeds(rows, ["activation", "init_range"])
-    assert len(groups) == 4 and all(g.seeds == 2 for g in groups)
-    means = [g.val_acc[0] for g in groups]
+    groups = best_first(summarize(rows, ["activation", "init_range"]))
+    assert len(groups) == 4 and all(g.trials == 2 for g in groups)
+    means = [g.val_acc.mean for g in groups]
     assert means == sorted(means, reverse=True)
     relu = next(g for g in groups if g.params == {"activation": "relu", "init_range": 1.0})
     tests = [r["test_acc"] for r in rows if r["params"] == relu.params]
-    assert relu.test_acc[0] == pytest.approx(sum(tests) / 2)
+    assert relu.test_acc.mean == pytest.approx(sum(tests) / 2)
 
 
 def test_rerun_skips_finished_trials(runner: CliRunner, local_sweep: tuple[Path, Path]) -> None:
@@ -248,9 +248,9 @@ def test_rerun_skips_finished_trials(runner: CliRunner, local_sweep: tuple[Path,
 
 def test_another_spec_into_the_same_dir_is_refused(runner: CliRunner, local_sweep: tuple[Path, Path],
                                                    tiny: Path, tmp_path: Path) -> None:
-    other = write_spec(tmp_path / "other.yaml", tiny, seeds=3)
+    other = write_spec(tmp_path / "other.yaml", tiny, base={"lr": 0.2}, seeds=2)  # more seeds would grow it
     result = sweep(runner, other, local_sweep[1])
-    assert result.exit_code == 2 and "holds another sweep" in result.stderr
+    assert result.exit_code == 2 and "holds another sweep: base: lr is 0.2 (was 0.1)" in result.stderr
 
 
 def test_failed_and_diverged_trials_are_recorded_and_the_rest_finish(runner: CliRunner, tmp_path: Path,

@@ -32,12 +32,14 @@ from mlptrain.threads import blas_threads
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), metavar="RUN_DIR",
               help="Continue an interrupted run from its last checkpoint (same config), or a finished one "
               "for more --epochs.")
+@click.option("--overwrite", is_flag=True, help="Replace the --out run directory if it holds a run (refused while "
+              "another process writes it, and for a directory that is not a run).")
 @click.option("--verbose", "-v", is_flag=True, help="Print the init check's per-layer table.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when the run raised any health warning.")
 @click.option("--dry-run", is_flag=True, help="Check the init and take one step on one batch; write nothing.")
 @threads_option
 @data_options
-def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose: bool, strict: bool,
+def fit(config_file: str | None, out: Path | None, resume: Path | None, overwrite: bool, verbose: bool, strict: bool,
         dry_run: bool, threads: int | None, data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:
     """Train a network and write a run directory.
 
@@ -68,16 +70,26 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
         raise click.UsageError("--dry-run checks a new run; drop --resume")
     if resume is not None and out is not None:
         raise click.UsageError("--resume continues RUN_DIR in place; drop --out")
+    if overwrite and out is None:
+        raise click.UsageError("--overwrite replaces the --out directory: give --out RUN_DIR")
     # A resumed run is locked before its config is compared: another process extending it is "in use".
     with claim_run(resume) if resume is not None else nullcontext() as lock:
         config = (resume_config(resume, config_file, flags) if resume is not None
                   else resolved_config(config_file, flags, quiet))
+        if config.tensorboard and not dry_run:
+            from mlptrain.runs.tensorboard import require_tensorboard
+
+            require_tensorboard()  # before any download: a missing extra is one line
         data, directory = load_data(config.dataset, data_dir, mirror, quiet)
         if dry_run:
             with blas_threads(threads):
                 _dry_run(config, data, strict)
             return
         warn_if_unlocked()
+        if overwrite:
+            from mlptrain.cli.runs import replace_out
+
+            replace_out(out, "run")
         with blas_threads(threads) as n:
             summary = run_fit(config, data, directory, out, _FitReporter(quiet, verbose), resume=resume, threads=n,
                               lock=lock)

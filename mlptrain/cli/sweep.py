@@ -19,7 +19,7 @@ from mlptrain.cli.common import (
 
 
 @click.command()
-@click.argument("spec_name", metavar="SPEC.yaml|NAME")
+@click.argument("spec_name", metavar="SPEC.yaml|NAME", required=False)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="SWEEP_DIR",
               help="Sweep directory; each trial is a run directory in it [default: sweeps/<spec name>].")
 @click.option("--workers", type=click.IntRange(1, 1024),
@@ -31,17 +31,24 @@ from mlptrain.cli.common import (
               help="Start a Dask LocalCluster on 127.0.0.1 for the duration (needs mlptrain[dask]).")
 @threads_option(help_text="BLAS threads per trial [default: cores // workers, at least 1; 1 with --scheduler].",
                 envvar=None)
+@click.option("--overwrite", is_flag=True, help="Replace SWEEP_DIR if it holds a sweep, starting over (refused while "
+              "a process writes it or one of its trials, and for a directory that is not a sweep).")
+@click.option("--report", type=click.Path(file_okay=False, path_type=Path), metavar="SWEEP_DIR",
+              help="Print the table over seeds of a sweep directory from its files alone (no data, no training).")
 @click.option("--plot", "make_plot", is_flag=True,
-              help="At the end, write sweep-heatmap.png (two varying keys) or sweep-curves.png (one).")
+              help="At the end, write sweep-heatmap.png (two or more varying keys: one heatmap per value of the "
+              "others) or sweep-curves.png (one).")
 @data_options
 def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str | None, cluster: str | None,
-          threads: int | None, make_plot: bool, data_dir: Path, mirror: str | None, quiet: bool) -> None:
+          threads: int | None, overwrite: bool, report: Path | None, make_plot: bool, data_dir: Path,
+          mirror: str | None, quiet: bool) -> None:
     """Run a grid of trials from SPEC.yaml: a base config, a grid of values, seeds.
 
     Each trial is a normal run directory inside SWEEP_DIR, named from the
     values that vary (activation=relu,init_range=0.01,seed=1). Results go to
-    SWEEP_DIR/results.csv and results.jsonl, and a table grouped over seeds is
-    printed, best validation accuracy first. A failed trial is recorded and the
+    SWEEP_DIR/results.csv and results.jsonl; the table grouped over seeds (mean,
+    sample std, 95% interval) goes to summary.csv and summary.md and is printed,
+    best validation accuracy first. A failed trial is recorded and the
     others go on (exit 1 at the end); running the same command again skips
     finished trials and resumes the others, also after Ctrl-C.
 
@@ -50,6 +57,7 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
         mlptrain sweep sweep-init-scale --workers 2 --plot
         mlptrain sweep sweep-init-scale --cluster local --out sweeps/init-dask
         mlptrain sweep my-sweep.yaml --scheduler tcp://127.0.0.1:8786
+        mlptrain sweep --report sweeps/sweep-init-scale
     """
     from mlptrain.configfile import find_config
     from mlptrain.sweep.execute import run_sweep
@@ -57,15 +65,28 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
     from mlptrain.sweep.spec import load_spec
     from mlptrain.threads import available_cores
 
+    if report is not None:
+        if spec_name is not None:
+            raise click.UsageError("--report SWEEP_DIR prints a finished sweep's table; give it without SPEC.yaml")
+        if overwrite:
+            raise click.UsageError("--report only reads the sweep; drop --overwrite")
+        _print_report(report, make_plot)
+        return
+    if spec_name is None:
+        raise click.UsageError("give the sweep's SPEC.yaml (or a shipped spec's name), or --report SWEEP_DIR")
     if scheduler and cluster:
         raise click.UsageError("give --scheduler ADDRESS or --cluster local, not both")
     if scheduler and workers:
         raise click.UsageError("--workers does not apply to --scheduler: the cluster's own workers run the trials")
     spec = find_config(spec_name)
     plan = load_spec(spec)  # every trial's config resolved and its data set checked
-    if make_plot and len(plan.varying) not in (1, 2):
-        raise click.UsageError(f"--plot draws one or two varying keys; this sweep varies {len(plan.varying)}"
-                               f"{': ' + ', '.join(plan.varying) if plan.varying else ''}; drop --plot")
+    if make_plot and not plan.varying:
+        raise click.UsageError("--plot draws accuracy over the grid's keys; this sweep varies only the seed "
+                               "(its spread is in summary.csv); drop --plot")
+    if any(trial.config.tensorboard for trial in plan.trials):
+        from mlptrain.runs.tensorboard import require_tensorboard
+
+        require_tensorboard()  # before any download or trial: a missing extra is one line
     if scheduler or cluster:
         import_distributed()  # before any download: a missing extra is a one-line error now, not later
     workers = workers or available_cores()
@@ -76,6 +97,10 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
     click.echo(f"sweep: {plan.describe()} in {out}; on {executor.description}, "
                f"{threads} BLAS thread{'s' if threads != 1 else ''} per trial", err=True)
     warn_if_unlocked()
+    if overwrite:
+        from mlptrain.cli.runs import replace_out
+
+        replace_out(out, "sweep")
     reporter = _SweepReporter(quiet)
     try:
         with executor:
@@ -138,10 +163,12 @@ class _SweepReporter:
 
 def _sweep_report(plan: Any, out: Path, outcome: Any, make_plot: bool) -> None:
     """The table over seeds, where the results are, the plot; exit 1 when any trial failed or was not recorded."""
-    from mlptrain.sweep.results import RESULTS_CSV, RESULTS_JSONL, format_summary, group_over_seeds
+    from mlptrain.sweep.results import RESULTS_CSV, RESULTS_JSONL
+    from mlptrain.sweep.summary import SUMMARY_CSV, SUMMARY_MD, format_points, summarize
 
-    click.echo(format_summary(group_over_seeds(outcome.records, plan.varying), plan.varying))
-    click.echo(f"results: {out / RESULTS_CSV} and {RESULTS_JSONL}; trial runs in {out}")
+    click.echo(format_points(summarize(outcome.records, plan.varying), plan.varying))
+    click.echo(f"results: {out / RESULTS_CSV} and {RESULTS_JSONL}; over seeds: {SUMMARY_CSV} and {SUMMARY_MD}; "
+               f"trial runs in {out}")
     if make_plot:
         from mlptrain.plots.sweep import plot_sweep
 
@@ -158,3 +185,28 @@ def _sweep_report(plan: Any, out: Path, outcome: Any, make_plot: bool) -> None:
         raise Failure(f"{len(failed)} of {len(plan.trials)} trials failed (first: {first['trial']}: "
                        f"{first['error']}); errors are in {out / RESULTS_CSV}; fix the cause and run the same "
                        "command again to retry them", 1)
+
+
+def _print_report(sweep_dir: Path, make_plot: bool) -> None:
+    """The table over seeds from ``sweep.json`` and ``results.jsonl``; nothing is trained or downloaded."""
+    from mlptrain.errors import RunDirError
+    from mlptrain.sweep.results import SWEEP_FILE, is_sweep_dir, read_results, read_sweep
+    from mlptrain.sweep.summary import format_points, summarize
+
+    if not is_sweep_dir(sweep_dir):
+        raise RunDirError(f"{sweep_dir} is not a sweep directory (it has no {SWEEP_FILE}); give the --out of a "
+                          "mlptrain sweep")
+    info, records = read_sweep(sweep_dir), read_results(sweep_dir)
+    if not records:
+        raise RunDirError(f"{sweep_dir} has no finished trial yet")
+    varying = info.get("varying") if isinstance(info, dict) else None
+    if not isinstance(varying, list):
+        raise RunDirError(f"{sweep_dir / SWEEP_FILE} has no list of varying keys; the sweep directory is damaged")
+    click.echo(format_points(summarize(records, varying), varying))
+    total = len(info.get("trials") or [])
+    click.echo(f"{len(records)} of {total} trials recorded in {sweep_dir}")
+    if make_plot:
+        from mlptrain.plots.sweep import plot_sweep
+
+        for path in plot_sweep(sweep_dir):
+            click.echo(f"wrote {path}")

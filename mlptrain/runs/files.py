@@ -32,6 +32,7 @@ SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE = "summary.json", "eval.json", "checkpo
 DIAGNOSTICS_FILE = "diagnostics.json"  # the init check and the warnings so far, kept current while the run trains
 AUGMENTED_FILE = "augmented.npz"  # a few training images and their distortions, for plot's augment.png
 STATE_FILE = "state.npz"  # a finished run's last training state, for fit --resume RUN --epochs N (runs/extend.py)
+SWEEP_FILE, RESULTS_JSONL = "sweep.json", "results.jsonl"  # a sweep directory's (sweep.results); runs lists its trials
 NEW_RUN_HINT = "wait for it to finish, or choose another --out"
 RESUME_HINT = "wait for it to finish; only one process at a time may write a run"
 

@@ -17,8 +17,10 @@ from mlptrain.errors import ConfigError, MlptrainError, SweepInterrupted, Termin
 from mlptrain.runs.files import read_json, write_json, write_text
 from mlptrain.runs.lock import DirLock, acquire, claim_new_dir
 from mlptrain.sweep.executors import Executor
+from mlptrain.sweep.grow import check_growth
 from mlptrain.sweep.results import OWNED, SPEC_COPY, SWEEP_FILE, write_results
 from mlptrain.sweep.spec import SweepPlan, sweep_record
+from mlptrain.sweep.summary import write_summaries
 from mlptrain.sweep.trial import Record, TrialTask, finished_record
 
 SWEEP_HINT = "wait for that sweep to finish (or stop it), then run the same command again"
@@ -26,7 +28,8 @@ SWEEP_HINT = "wait for that sweep to finish (or stop it), then run the same comm
 
 def prepare_sweep_dir(plan: SweepPlan, sweep_dir: Path, spec_text: str, command: str | None = None) -> DirLock:
     """Lock the sweep directory, creating it with ``sweep.json`` and a copy of the spec, or checking it holds
-    this sweep; RunDirInUse if another ``mlptrain sweep`` holds it."""
+    this sweep or one this spec grows (then the new spec is recorded); RunDirInUse if another ``mlptrain
+    sweep`` holds it."""
     record = sweep_record(plan, spec_text)
     if (sweep_dir / SWEEP_FILE).exists():
         lock = acquire(sweep_dir, "sweep directory", SWEEP_HINT, command)
@@ -35,12 +38,15 @@ def prepare_sweep_dir(plan: SweepPlan, sweep_dir: Path, spec_text: str, command:
     try:
         if (sweep_dir / SWEEP_FILE).exists():
             old = read_json(sweep_dir / SWEEP_FILE)
-            if not isinstance(old, dict) or old.get("spec") != record["spec"] or old.get("trials") != record["trials"]:
-                raise ConfigError(f"{sweep_dir} holds another sweep (its {SWEEP_FILE} was made from a different "
-                                  "spec); choose a new --out, or delete that directory to start over")
-        else:
-            write_text(sweep_dir / SPEC_COPY, spec_text)
-            write_json(sweep_dir / SWEEP_FILE, record)  # last: a directory with sweep.json is a whole sweep directory
+            if not isinstance(old, dict):
+                raise ConfigError(f"{sweep_dir} holds another sweep (its {SWEEP_FILE} is not a record); choose a "
+                                  "new --out, or delete that directory to start over")
+            if old.get("spec") == record["spec"] and old.get("trials") == record["trials"]:
+                return lock
+            check_growth(sweep_dir, old, record)  # only more trials: the earlier ones are kept and skipped
+            record["grown_from"] = [*old.get("grown_from", []), len(old["trials"])]
+        write_text(sweep_dir / SPEC_COPY, spec_text)
+        write_json(sweep_dir / SWEEP_FILE, record)  # last: a directory with sweep.json is a whole sweep directory
     except BaseException:
         lock.release()
         raise
@@ -124,6 +130,7 @@ class _Results:
 
     def save(self) -> None:
         write_results(self.sweep_dir, self.plan.varying, self.ordered())
+        write_summaries(self.sweep_dir, self.plan.varying, self.ordered())
 
     def add(self, result: Record) -> None:
         """Keep a trial's record; an ``interrupted`` or ``owned`` one is not a result and changes nothing."""

@@ -1,4 +1,4 @@
-"""A sweep's results: one record per trial, ``results.jsonl`` and ``results.csv``, and the summary over seeds.
+"""A sweep's results: one record per trial, ``results.jsonl`` and ``results.csv`` (the summary over seeds: ``summary``).
 
 A record is built from the trial's own ``summary.json`` (so a trial finished
 in an earlier invocation is reread, not rerun) or, for a trial that raised,
@@ -12,16 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlptrain.runs.files import read_json, write_text
+from mlptrain.runs.files import RESULTS_JSONL, SWEEP_FILE, read_json, write_text
 from mlptrain.sweep.spec import plain
 
-RESULTS_JSONL, RESULTS_CSV, SWEEP_FILE, SPEC_COPY = "results.jsonl", "results.csv", "sweep.json", "spec.yaml"
+RESULTS_CSV, SPEC_COPY = "results.csv", "spec.yaml"
 FINISHED = ("complete", "diverged")  # a run directory with one of these in summary.json is not run again
 OWNED = "owned"  # the status of a trial copy that found another copy running it: not a result
 # The metric columns of a record: column -> (summary section, key in it).
@@ -98,61 +95,8 @@ def is_sweep_dir(path: Path) -> bool:
     return (path / SWEEP_FILE).is_file()
 
 
-@dataclass
-class Group:
-    """The trials of one grid point over its seeds."""
-
-    params: dict[str, Any]
-    seeds: int
-    statuses: dict[str, int]
-    val_acc: tuple[float, float] | None  # mean, std over the seeds that have a value
-    test_acc: tuple[float, float] | None
-
-
-def group_over_seeds(records: list[dict[str, Any]], varying: list[str]) -> list[Group]:
-    """One Group per grid point, best mean validation accuracy first (points without one last)."""
-    points: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        points.setdefault(json.dumps([r["params"].get(k) for k in varying]), []).append(r)
-    groups = []
-    for rows in points.values():
-        statuses: dict[str, int] = {}
-        for r in rows:
-            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-        groups.append(Group({k: rows[0]["params"].get(k) for k in varying}, len(rows), statuses,
-                            mean_std([r["best_val_acc"] for r in rows]), mean_std([r["test_acc"] for r in rows])))
-    return sorted(groups, key=lambda g: -g.val_acc[0] if g.val_acc else math.inf)
-
-
-def mean_std(values: list[float | None]) -> tuple[float, float] | None:
-    """Mean and sample standard deviation of the values present (std 0 for one value)."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None
-    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else 0.0
-
-
-def format_summary(groups: list[Group], varying: list[str]) -> str:
-    """The summary table: one line per grid point, mean ± std over seeds, in percent."""
-    headers = [*varying, "seeds", "val acc %", "test acc %", "status"]
-    rows = [[*(show_value(g.params[k]) for k in varying), str(g.seeds), _pm(g.val_acc), _pm(g.test_acc),
-             ", ".join(f"{n} {s}" for s, n in sorted(g.statuses.items()))] for g in groups]
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    left = {*range(len(varying)), len(headers) - 1}  # names and statuses read left-aligned, numbers right
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    out = [line(headers), *(line(r) for r in rows)]
-    return "\n".join(text.rstrip() for text in out)
-
-
 def show_value(value: Any) -> str:
     """A grid value in tables and plot ticks: 0.001, relu, 256,256."""
     if isinstance(value, list):
         return ",".join(map(str, value)) or "none"
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _pm(stat: tuple[float, float] | None) -> str:
-    return "-" if stat is None else f"{100 * stat[0]:.2f} ± {100 * stat[1]:.2f}"

@@ -216,7 +216,9 @@ def _points(grid: dict[str, list[Any]], sample: int | None, sample_seed: int) ->
     """The cartesian product in grid order (first key slowest), or a random subset of it kept in that order."""
     points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
     if sample is not None:
-        chosen = np.random.default_rng(sample_seed).choice(len(points), size=sample, replace=False)
+        # A prefix of one permutation: a larger sample with the same seed keeps the smaller one's points,
+        # so a sweep can grow by sampling more (Generator.choice draws a different set for each size).
+        chosen = np.random.default_rng(sample_seed).permutation(len(points))[:sample]
         points = [points[i] for i in sorted(chosen)]
     return points
 

@@ -155,6 +155,7 @@ class Trainer:
         self.progress = Progress()
         self.best_params: list[Array] | None = None
         self._reported = 0  # how many of progress.warnings the caller has seen
+        self.batch_loss = math.nan  # the last training batch's loss, for a batch callback that records it
 
     def _probe(self) -> tuple[Array, Array]:
         return gather_batch(self.data.train_images, self.probe, self.net.dtype), self.data.train_labels[self.probe]
@@ -284,6 +285,7 @@ class Trainer:
                 apply_max_norm(net, config.max_norm)
             loss_sum += loss * len(indices)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == labels))
+            self.batch_loss = loss
             if on_batch:
                 on_batch(b + 1, n_batches)
         self.optimizer.sync()  # at the same point in every run, checkpointed or not: resumes stay exact
