@@ -82,7 +82,7 @@ def test_other_changes_are_refused_naming_the_difference(grown: dict, tmp_path: 
 
 def test_a_larger_sample_keeps_the_smaller_ones_points(tmp_path: Path) -> None:
     grid = {"lr": [0.01, 0.02, 0.05, 0.1, 0.2], "init_range": [0.1, 0.3, 1.0]}
-    tiny = tmp_path / "tiny"
+    tiny = write_dataset(tmp_path / "tiny")  # specs check that their data set exists
     names = [{t.name for t in load_spec(write_spec(tmp_path / f"s{n}.yaml", tiny, grid=grid, sample=n,
                                                    sample_seed=3)).trials} for n in range(1, 16)]
     assert all(smaller < larger for smaller, larger in zip(names, names[1:]))
