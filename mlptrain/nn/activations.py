@@ -1,20 +1,23 @@
-"""The table of hidden-unit activations: name -> (function, derivative).
+"""The table of hidden-unit activations: name -> (function, derivative, ONNX form).
 
 Every function maps a pre-activation array ``z`` to ``a = f(z)``, written
 into ``out`` when it is given (the training loop passes a buffer it reuses
 every step, so the forward pass allocates nothing; ``out`` may also be ``z``
 itself, in place); every derivative maps
 ``(z, a)`` to ``f'(z)`` elementwise, so it can use whichever of the two is
-cheaper (the logistic derivative is ``a * (1 - a)``). The backward
-pass in ``network.py`` is one loop that looks the derivative up here: adding an
-activation is adding one row, and the CLI choices and the tests follow.
+cheaper (the logistic derivative is ``a * (1 - a)``); every ONNX form emits
+the function's ONNX nodes through an ``OnnxGraph`` that ``mlptrain.infer.onnx``
+supplies (this module imports no onnx). The backward pass in ``network.py`` is
+one loop that looks the derivative up here, and the exporter asks the row for
+its nodes: adding an activation is adding one row, and the CLI choices, the
+ONNX export, the docs and the tests follow.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -28,19 +31,40 @@ _EXP_CAP = {np.dtype(t).char: float(math.floor(-math.log(np.finfo(t).tiny)))
             for t in (np.float16, np.float32, np.float64)}
 
 
+class OnnxGraph(Protocol):
+    """The ONNX graph an activation's ONNX form adds its nodes to; tensors are named by strings."""
+
+    def node(self, op: str, inputs: Sequence[str], **attributes: float) -> str:
+        """Add one node of the standard-domain operator ``op`` on ``inputs``; returns its output's name."""
+        ...
+
+    def constant(self, value: float) -> str:
+        """The name of a float32 scalar holding ``value`` (it broadcasts against any tensor)."""
+        ...
+
+
+OnnxForm = Callable[[OnnxGraph, str], str]  # (graph, input name) -> output name; operators of infer.onnx.OPSET
+
+
+def _onnx_op(op: str, **attributes: float) -> OnnxForm:
+    """The ONNX form of an activation that is one ONNX operator."""
+    return lambda graph, x: graph.node(op, [x], **attributes)
+
+
 @dataclass(frozen=True)
 class Activation:
     """One row of the table.
 
     ``family`` groups activations by how they treat the signal: ``"relu"``
-    (piecewise linear, half the units off: He init keeps the variance),
-    ``"saturating"`` (logistic/tanh: Glorot init keeps them near the linear
-    region) or ``"linear"``.
+    (near z above 0 and near 0 well below it, about half the signal passes:
+    He init keeps the variance), ``"saturating"`` (logistic/tanh: Glorot init
+    keeps them near the linear region) or ``"linear"``.
     """
 
     name: str
     function: Callable[[Array, Array | None], Array]  # (z, out=None) -> f(z)
     derivative: Callable[[Array, Array], Array]
+    onnx_form: OnnxForm
     family: str
     description: str
     can_die: bool = False  # a unit whose input stays negative gets no useful gradient (relu, leaky-relu)
@@ -117,30 +141,31 @@ ACTIVATIONS: dict[str, Activation] = {
     act.name: act
     for act in (
         Activation(
-            "logistic", _logistic, lambda z, a: a * (1.0 - a), "saturating",
+            "logistic", _logistic, lambda z, a: a * (1.0 - a), _onnx_op("Sigmoid"), "saturating",
             "1 / (1 + e^-z), output in (0, 1)",
         ),
         Activation(
-            "tanh", _tanh, lambda z, a: 1.0 - a * a, "saturating",
+            "tanh", _tanh, lambda z, a: 1.0 - a * a, _onnx_op("Tanh"), "saturating",
             "hyperbolic tangent, output in (-1, 1)",
         ),
         Activation(
-            "relu", _relu, lambda z, a: (z > 0).astype(z.dtype),
+            "relu", _relu, lambda z, a: (z > 0).astype(z.dtype), _onnx_op("Relu"),
             "relu", "max(0, z)", can_die=True,
         ),
         Activation(
             "leaky-relu",
             _leaky_relu,
             lambda z, a: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
+            _onnx_op("LeakyRelu", alpha=LEAKY_SLOPE),
             "relu", f"z if z > 0 else {LEAKY_SLOPE} z", can_die=True,
         ),
-        Activation("elu", _elu, _elu_derivative, "relu", "z if z > 0 else e^z - 1"),
+        Activation("elu", _elu, _elu_derivative, _onnx_op("Elu", alpha=1.0), "relu", "z if z > 0 else e^z - 1"),
         Activation(
-            "softplus", _softplus, lambda z, a: _logistic(z), "relu",
+            "softplus", _softplus, lambda z, a: _logistic(z), _onnx_op("Softplus"), "relu",
             "log(1 + e^z), a smooth relu",
         ),
         Activation(
-            "identity", _identity, lambda z, a: np.ones_like(z), "linear",
+            "identity", _identity, lambda z, a: np.ones_like(z), _onnx_op("Identity"), "linear",
             "z (a linear network)",
         ),
     )
