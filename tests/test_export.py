@@ -64,7 +64,8 @@ def row_ops(activation: str) -> list[str]:
 
 # What the rows emit, pinned: the one-operator activations export exactly as they always have.
 EXPECTED_OPS = {"logistic": ["Sigmoid"], "tanh": ["Tanh"], "relu": ["Relu"], "leaky-relu": ["LeakyRelu"],
-                "elu": ["Elu"], "softplus": ["Softplus"], "identity": ["Identity"]}
+                "elu": ["Elu"], "softplus": ["Softplus"], "identity": ["Identity"], "silu": ["Sigmoid", "Mul"],
+                "gelu": ["Pow", "Mul", "Add", "Mul", "Tanh", "Add", "Mul", "Mul"]}
 
 
 @pytest.mark.parametrize("optimized", [False, True], ids=["as written", "optimized"])
@@ -90,6 +91,18 @@ def test_every_activation_exports_and_onnxruntime_agrees(activation: str, optimi
 @pytest.mark.parametrize("activation", sorted(EXPECTED_OPS))
 def test_the_rows_emit_the_pinned_operators(activation: str) -> None:
     assert row_ops(activation) == EXPECTED_OPS[activation]
+
+
+@pytest.mark.parametrize("activation, kernel", [("gelu", "FastGelu"), ("silu", "QuickGelu")])
+def test_silu_and_gelu_are_patterns_onnxruntime_fuses_into_one_kernel(tmp_path: Path, activation, kernel) -> None:
+    """The node order of their ONNX forms is what onnxruntime's fusions match (docs/predict.md says so)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # the level of the fusions
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(build_model(small_model(activation)).SerializeToString(), options,
+                         providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    assert ops.count(kernel) == 2 and not {"Tanh", "Sigmoid"} & set(ops), ops
 
 
 def test_the_batch_dimension_is_dynamic_and_the_metadata_is_complete() -> None:
