@@ -4,13 +4,15 @@
     python scripts/gen_docs.py --check   exit 1, naming the stale files, when they differ from the code
 
 docs/cli.md is generated whole from the Click commands (usage, help text, examples,
-options with their defaults, choices and environment variables). docs/config.md and
-docs/data.md are hand-written prose with generated tables between marker lines:
+options with their defaults, choices and environment variables). docs/config.md,
+docs/data.md, docs/augmentation.md and docs/predict.md are hand-written prose with
+generated tables between marker lines:
 
     <!-- BEGIN GENERATED: fields -->  …  <!-- END GENERATED: fields -->
 
-filled from ``mlptrain.config.FIELDS``, the tables in ``mlptrain/nn`` and ``DATASETS``. ``make docs-gen``
-runs this script; tests/test_docs.py fails when the committed pages are stale.
+filled from ``mlptrain.config.FIELDS``, the tables in ``mlptrain/nn`` (the activations' ONNX forms
+included) and ``DATASETS``. ``make docs-gen`` runs this script; tests/test_docs.py fails when the
+committed pages are stale.
 Standard library, Click and mlptrain only: no docs dependency is needed to generate.
 """
 
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI_PAGE = ROOT / "docs" / "cli.md"
 CONFIG_PAGE = ROOT / "docs" / "config.md"
 # Hand-written pages with generated tables:
-MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md"]
+MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md", ROOT / "docs" / "predict.md"]
 REGENERATE = "make docs-gen"  # what the staleness test tells you to run
 WIDTH = 100  # fixed help width, so the page does not depend on the terminal
 
@@ -200,6 +202,24 @@ def activations_table() -> list[str]:
     return _table(["activation", "aliases", "function", "family", "default init", "units can die"], rows)
 
 
+class _OnnxExpression:
+    """An ``OnnxGraph`` that writes each node as a call on its inputs: the row's ONNX form as one expression."""
+
+    def node(self, op: str, inputs: list[str], **attributes: float) -> str:
+        return f"{op}({', '.join([*inputs, *(f'{key}={value:g}' for key, value in attributes.items())])})"
+
+    def constant(self, value: float) -> str:
+        return f"{value:.7g}"  # float32 keeps about 7 digits
+
+
+def onnx_table() -> list[str]:
+    from mlptrain.infer.onnx import OPSET
+    from mlptrain.nn.activations import ACTIVATIONS
+
+    rows = [[f"`{name}`", f"`{act.onnx_form(_OnnxExpression(), 'x')}`"] for name, act in ACTIVATIONS.items()]
+    return _table(["activation", f"ONNX nodes (opset {OPSET}) on the layer's pre-activation x"], rows)
+
+
 def initializers_table() -> list[str]:
     from mlptrain.nn.initializers import INITIALIZERS
 
@@ -263,6 +283,7 @@ TABLES: dict[str, Callable[[], list[str]]] = {
     "datasets": datasets_table,
     "fields": fields_table,
     "activations": activations_table,
+    "onnx": onnx_table,
     "initializers": initializers_table,
     "optimizers": optimizers_table,
     "schedules": schedules_table,

@@ -54,7 +54,7 @@ def test_advice_never_suggests_the_runs_own_activation_or_the_other_familys_init
 
 
 @pytest.mark.parametrize("code", FOLLOW_THE_SCALE + ("diverged",))
-@pytest.mark.parametrize("activation", ["relu", "leaky-relu", "logistic", "tanh"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_with_an_init_scale_cause_the_advice_names_it_first(code: str, activation: str) -> None:
     cause = describe_cause("exploding-signal", 5.2e3, 0) if code == "diverged" else CAUSE
     text = advise(code, Context(activation, SIZES, 0.005, cause))

@@ -176,7 +176,7 @@ def test_raw_idx_files_work_too(runner: CliRunner, tmp_path: Path) -> None:
         (["--init", "uniform"], "Error: init 'uniform' needs init_range"),
         (["--init", "he-normal", "--init-std", "0.1"], "Error: init_std applies only to init 'normal'"),
         (["--val-size", "300"], "Error: val_size 300 leaves no training images"),
-        (["--activation", "swish"], "Invalid value for '--activation'"),
+        (["--activation", "maxout"], "Invalid value for '--activation'"),
         (["--epochs", "two"], "Invalid value for '--epochs'"),
     ],
 )

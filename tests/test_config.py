@@ -36,7 +36,7 @@ BAD_VALUES = [
     ("epochs", 0), ("epochs", -3), ("val_size", -1), ("seed", -1), ("seed", 2**64),
     ("hidden", "256,0,10"), ("hidden", [256, -1]), ("hidden", "a,b"), ("hidden", [True]),
     ("init_range", 0), ("init_range", -0.5), ("init_std", 0),
-    ("activation", "swish"), ("init", "orthogonal"), ("dtype", "float16"), ("optimizer", "lbfgs"),
+    ("activation", "maxout"), ("init", "orthogonal"), ("dtype", "float16"), ("optimizer", "lbfgs"),
     ("dataset", ""), ("dataset", 3),
 ]
 

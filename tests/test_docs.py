@@ -197,7 +197,7 @@ def test_the_collector_catches_bad_lines(tmp_path: Path) -> None:
         "$ mlptrain fit --activation relu --epochs 3\n"
         "epoch 1/3  train loss 0.2766 (output: not a command)\n"
         "$ MLPTRAIN_MIRROR=/srv/mnist mlptrain fit \\\n"
-        "    --activation swish\n"
+        "    --activation maxout\n"
         "mlptrain eval runs/<run> --json > eval.json && .venv/bin/mlptrain inspect runs/<run>\n"
         ".venv/bin/mlptrain fitt --epochs 1 2>&1 | tee log\n"
         "python3 -m mlptrain data list --data-dirr d; pip install 'mlptrain[dask]'\n"
@@ -218,7 +218,7 @@ def test_the_collector_catches_bad_lines(tmp_path: Path) -> None:
         (1, ("eval", "RUN_DIR")),
         (1, ("data", "list")),
         (4, ("fit", "--activation", "relu", "--epochs", "3")),
-        (6, ("fit", "--activation", "swish")),
+        (6, ("fit", "--activation", "maxout")),
         (8, ("eval", "runs/run", "--json")),
         (8, ("inspect", "runs/run")),
         (9, ("fitt", "--epochs", "1")),
@@ -230,7 +230,7 @@ def test_the_collector_catches_bad_lines(tmp_path: Path) -> None:
     ]
     assert len(problems) == 7, problems
     assert problems[0].startswith("page.md:1: mlptrain fit --epochz 3\n") and "--epochz" in problems[0]
-    assert problems[1].startswith("page.md:6: ") and "swish" in problems[1]
+    assert problems[1].startswith("page.md:6: ") and "maxout" in problems[1]
     assert "No such command 'fitt'" in problems[2] and "--data-dirr" in problems[3]
     assert "nosuch" in problems[4] and "remote" in problems[5]
     assert problems[6].startswith("page.md:18: ") and "accepts it" in problems[6]  # an error that is none

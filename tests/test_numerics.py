@@ -68,6 +68,29 @@ def test_softplus_and_elu_derivatives_keep_their_relative_accuracy(name: str) ->
     assert (np.abs(got - expected) / expected).max() < 4 * np.finfo(np.float32).eps
 
 
+def gelu_tanh64(z: np.ndarray) -> np.ndarray:
+    """The tanh approximation of GELU as published, in float64."""
+    z = z.astype(np.float64)
+    return 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z**3)))
+
+
+def test_silu_and_gelu_are_their_published_formulas() -> None:
+    z = np.linspace(-6, 6, 1201)
+    np.testing.assert_allclose(ACTIVATIONS["silu"].function(z), z * logistic64(z), rtol=1e-14, atol=1e-300)
+    # atol: far below 0 the tanh form itself cancels to 0 where gelu is about 1e-14
+    np.testing.assert_allclose(ACTIVATIONS["gelu"].function(z), gelu_tanh64(z), rtol=1e-13, atol=1e-13)
+
+
+def test_gelu_keeps_its_relative_accuracy_far_below_zero() -> None:
+    """z logistic(u), not 0.5 z (1 + tanh(u / 2)): in float32 that sum rounds to 0 below z = -5.4."""
+    z = np.linspace(-9, 0, 10_001).astype(np.float32)[:-1]
+    z64 = z.astype(np.float64)
+    exact = z64 * logistic64(2 * np.sqrt(2 / np.pi) * (z64 + 0.044715 * z64**3))
+    got = ACTIVATIONS["gelu"].function(z)
+    # e^u magnifies the rounding of u |u| times (|u| up to 66 here): some 100 ulps, not cancellation's 100%.
+    assert (np.abs(got - exact) / np.abs(exact)).max() < 200 * np.finfo(np.float32).eps
+
+
 # --- the smallest momentum and eps -----------------------------------------------------------------
 
 

@@ -153,7 +153,7 @@ def test_trial_names_are_filesystem_safe_and_distinct() -> None:
     ({"epochs": 3}, "'epochs' is a config key: put it under base:"),
     ({"grid": {"activaton": ["relu"]}}, "unknown config key 'activaton' in"),
     ({"grid": {"init_range": [0.1, "big"]}}, "invalid init_range (from"),
-    ({"grid": {"activation": ["relu", "swish"]}}, "invalid activation (from"),
+    ({"grid": {"activation": ["relu", "maxout"]}}, "invalid activation (from"),
     ({"grid": {"lr": []}}, "grid: lr must be a non-empty list"),
     ({"grid": {"lr": 0.1}}, "grid: lr must be a non-empty list"),
     ({"grid": {}}, "nothing to sweep"),

@@ -2,39 +2,80 @@
 
 The graph: input ``images`` float32 ``[N, pixels]`` in [0, 1] (pixel / 255, the
 scaling training used; ``N`` is dynamic), per layer ``MatMul`` then ``Add``,
-the hidden activation through ``ONNX_OPS`` (one row per row of the
-activation table: a new activation without an ONNX op fails its test), and
-two outputs, ``logits`` and ``probabilities`` (``Softmax``). The run's data set,
-image shape, class names and input scaling go into the metadata properties.
+then the hidden activation's nodes, which its row of the activation table
+emits (``Activation.onnx_form``, through ``_Graph``: this module keeps no
+table of its own), and two outputs, ``logits`` and ``probabilities``
+(``Softmax``). The run's data set, image shape, class names and input scaling
+go into the metadata properties.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from mlptrain import __version__
-from mlptrain.errors import ConfigError, MissingDependency, RunDirError
+from mlptrain.errors import MissingDependency, RunDirError
 from mlptrain.infer.predict import Model
-from mlptrain.nn.activations import LEAKY_SLOPE
 
 OPSET = 17  # Softmax over the last axis (13+); onnxruntime 1.12 and later run it
 IR_VERSION = 8  # the ONNX file format version of opset 17: older readers accept it too
 INPUT_SCALING = "float32 pixel / 255 in [0, 1], each image flattened row by row (C order)"
 
-# Activation name -> (ONNX operator, its attributes); the tests check every activation has a row.
-ONNX_OPS: dict[str, tuple[str, dict[str, Any]]] = {
-    "logistic": ("Sigmoid", {}),
-    "tanh": ("Tanh", {}),
-    "relu": ("Relu", {}),
-    "leaky-relu": ("LeakyRelu", {"alpha": LEAKY_SLOPE}),
-    "elu": ("Elu", {"alpha": 1.0}),
-    "softplus": ("Softplus", {}),
-    "identity": ("Identity", {}),
-}
+
+class _Graph:
+    """The nodes and initializers being built; activation rows add theirs through ``node`` and ``constant``.
+
+    Implements ``mlptrain.nn.activations.OnnxGraph``. A node is named after its operator and layer
+    (``sigmoid0``; ``mul0_2`` for the third ``Mul`` of layer 0) and its output after the node.
+    """
+
+    def __init__(self, helper: Any, numpy_helper: Any) -> None:
+        self._helper, self._numpy_helper = helper, numpy_helper
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self.layer = 0
+        self._names: set[str] = set()
+        self._constants: dict[float, str] = {}
+
+    def node(self, op: str, inputs: Sequence[str], **attributes: float) -> str:
+        name = self._unique(f"{op.lower()}{self.layer}")
+        return self.add(op, inputs, name, name, **attributes)
+
+    def constant(self, value: float) -> str:
+        if value not in self._constants:  # one initializer per value, shared by every layer
+            self._constants[value] = self.initialize(np.float32(value), self._unique(f"constant{len(self._constants)}"))
+        return self._constants[value]
+
+    def add(self, op: str, inputs: Sequence[str], output: str, name: str, **attributes: Any) -> str:
+        """Add a node with the given names; returns ``output``."""
+        self._names.update((name, output))
+        self.nodes.append(self._helper.make_node(op, list(inputs), [output], name=name, **attributes))
+        return output
+
+    def initialize(self, value: np.ndarray, name: str) -> str:
+        """Add a float32 initializer; returns ``name``."""
+        self._names.add(name)
+        self.initializers.append(self._numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    def rename(self, old: str, new: str) -> str:
+        """Give the tensor ``old`` (a node's output) the name ``new`` wherever it appears; returns ``new``."""
+        for node in self.nodes:
+            for names in (node.input, node.output):
+                names[:] = [new if name == old else name for name in names]
+        self._names.add(new)
+        return new
+
+    def _unique(self, name: str) -> str:
+        suffix = 1
+        unique = name
+        while unique in self._names:
+            unique, suffix = f"{name}_{suffix}", suffix + 1
+        return unique
 
 
 def _onnx() -> Any:
@@ -50,31 +91,26 @@ def build_model(model: Model) -> Any:
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
-    net = model.net
-    if net.activation.name not in ONNX_OPS:
-        raise ConfigError(f"activation {net.activation.name!r} has no ONNX operator in ONNX_OPS; add one")
-    op, attributes = ONNX_OPS[net.activation.name]
-    nodes, weights, signal = [], [], "images"
-    last = len(net.weights) - 1
+    net, graph = model.net, _Graph(helper, numpy_helper)
+    signal, last = "images", len(net.weights) - 1
     for layer, (w, b) in enumerate(zip(net.weights, net.biases)):
-        weights += [numpy_helper.from_array(np.asarray(w, np.float32), f"W{layer}"),
-                    numpy_helper.from_array(np.asarray(b, np.float32), f"b{layer}")]
-        product, summed = f"product{layer}", "logits" if layer == last else f"pre{layer}"
-        nodes += [helper.make_node("MatMul", [signal, f"W{layer}"], [product], name=f"matmul{layer}"),
-                  helper.make_node("Add", [product, f"b{layer}"], [summed], name=f"add{layer}")]
-        signal = summed
+        graph.layer = layer
+        weight, bias = graph.initialize(w, f"W{layer}"), graph.initialize(b, f"b{layer}")
+        product = graph.add("MatMul", [signal, weight], f"product{layer}", f"matmul{layer}")
+        signal = graph.add("Add", [product, bias], "logits" if layer == last else f"pre{layer}", f"add{layer}")
         if layer < last:
-            signal = f"hidden{layer}"
-            nodes.append(helper.make_node(op, [summed], [signal], name=f"{op.lower()}{layer}", **attributes))
-    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=-1))
+            activated = net.activation.onnx_form(graph, signal)
+            # The layer's output is hidden<l> whatever the activation, for anyone tapping the hidden features.
+            signal = activated if activated == signal else graph.rename(activated, f"hidden{layer}")
+    graph.add("Softmax", ["logits"], "probabilities", "softmax", axis=-1)
     sizes = net.sizes
     outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", sizes[-1]])
                for name in ("logits", "probabilities")]
-    graph = helper.make_graph(
-        nodes, "mlptrain", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", sizes[0]])], outputs,
-        initializer=weights,
+    proto_graph = helper.make_graph(
+        graph.nodes, "mlptrain", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", sizes[0]])],
+        outputs, initializer=graph.initializers,
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+    proto = helper.make_model(proto_graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="mlptrain", producer_version=__version__, ir_version=IR_VERSION)
     helper.set_model_props(proto, metadata(model))
     onnx.checker.check_model(proto)
