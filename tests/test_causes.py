@@ -3,6 +3,7 @@ every warning of it must carry. Tiny nets on tiny synthetic data: the whole tabl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,3 +178,105 @@ def test_the_matrix_covers_every_cause_code_and_family() -> None:
     assert {code for s in SCENARIOS for code in s.codes} == set(WARNING_CODES)
     families = {ACTIVATIONS[s.settings.get("activation", "relu")].family for s in SCENARIOS if s.cause}
     assert families == {a.family for a in ACTIVATIONS.values()}
+
+
+def test_a_run_whose_init_check_passed_is_never_told_the_init_scale(data_dirs: dict[str, Path]) -> None:
+    for scenario in SCENARIOS:
+        if scenario.cause in (None, "init-scale") or scenario.dry_run:
+            continue
+        warnings = run_scenario(scenario, data_dirs[scenario.data])
+        assert "init-scale" not in {w["cause"] for w in warnings}, scenario.name
+
+
+# --- the evidence, as a run records it --------------------------------------------------------
+
+
+def test_loss_stats_count_the_spikes_over_the_running_median() -> None:
+    from mlptrain.train.causes import SPIKE_FACTOR, SPIKE_WINDOW, loss_stats
+
+    losses = np.full(4 * SPIKE_WINDOW, 0.5)
+    losses[SPIKE_WINDOW + 5] = 0.5 * SPIKE_FACTOR * 1.01  # a spike
+    losses[SPIKE_WINDOW + 9] = 0.5 * SPIKE_FACTOR * 0.99  # not quite
+    losses[3] = 100.0  # in the first window: no median to compare with yet, but the largest loss
+    assert loss_stats(losses, 3) == {"loss_max": 100.0, "loss_spikes": 1}
+    losses[3 * SPIKE_WINDOW:] = 0.01
+    losses[-1] = 0.5  # 50x the median, but a loss a healthy net has at its start: below log(3) / 2
+    assert loss_stats(losses, 3)["loss_spikes"] == 1
+    assert loss_stats(np.array([2.3, 2.2]), 10)["loss_spikes"] == 0
+
+
+def test_epoch_evidence_reads_growth_shrink_and_the_largest_batch_loss() -> None:
+    from mlptrain.train.causes import epoch_evidence
+
+    init = [{"layer": "hidden1", "weight_rms": 0.05}, {"layer": "logits", "weight_rms": 0.1}]
+    history = [
+        {"epoch": 1, "train_loss": 2.0, "loss_max": 30.0,
+         "layers": [{"layer": "hidden1", "weight_rms": 0.5, "update_ratio": 0.9},
+                    {"layer": "logits", "weight_rms": 0.1, "update_ratio": 0.2}]},
+        {"epoch": 2, "train_loss": 2.3,
+         "layers": [{"layer": "hidden1", "weight_rms": 0.01, "update_ratio": 0.3},
+                    {"layer": "logits", "weight_rms": 0.1, "update_ratio": 0.0}]},
+    ]
+    first, second = epoch_evidence(history, init)
+    assert (first.growth, first.growth_layer, first.update_ratio, first.loss_max) == (10.0, "hidden1", 0.9, 30.0)
+    assert (second.shrink, second.shrink_layer) == (5.0, "hidden1") and np.isnan(second.loss_max)  # an older run
+    assert second.growth == 1.0 and second.growth_layer == "logits"  # against epoch 1, not the init
+
+
+# --- through the CLI: fit, its dry run and inspect ------------------------------------------
+
+FIT = ["--epochs", "2", "--val-size", "30", "--batch-size", "32", "--quiet"]
+
+
+def test_dark_on_light_images_are_flagged_with_their_fix_in_fit_inspect_and_the_dry_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mlptrain.cli import cli
+
+    light = write_strokes(tmp_path / "light", dark_on_light=True)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["fit", "--dataset", str(light), *FIT, "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("warning: inverted-inputs:")]
+    assert "cause: inputs (the data check found inverted-inputs: " in line and "x -> 1 - x" in line
+    summary = json.loads((run / "summary.json").read_text())
+    [flagged] = [w for w in summary["warnings"] if w["code"] == "inverted-inputs"]
+    assert flagged["cause"] == "inputs" and flagged["evidence"]["border"] > 0.5 and flagged["epoch"] == 0
+    assert summary["inputs"]["border"] == pytest.approx(flagged["evidence"]["border"], rel=1e-3)
+    assert json.loads((run / "diagnostics.json").read_text())["inputs"] == summary["inputs"]
+    out = CliRunner().invoke(cli, ["inspect", str(run)]).output
+    assert "inputs   pixel mean 0.8" in out and "inverted-inputs (init check): " in out and "cause: inputs" in out
+    dry = CliRunner().invoke(cli, ["fit", "--dataset", str(light), *FIT, "--dry-run", "--strict"])
+    assert dry.exit_code == 3 and "warning: inverted-inputs:" in dry.stderr
+    assert "verdict: fix before training:" in dry.stdout and "cause: inputs)" in dry.stdout
+    dark = write_strokes(tmp_path / "dark")  # the same strokes, light on dark: nothing to say
+    clean = CliRunner().invoke(cli, ["fit", "--dataset", str(dark), *FIT, "--dry-run", "--strict"])
+    assert clean.exit_code == 0 and "warning:" not in clean.stderr, clean.output
+
+
+def test_a_dry_run_whose_step_raised_the_loss_fails_and_names_the_step_size(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mlptrain.cli import cli
+
+    bands = write_dataset(tmp_path / "bands")
+    args = ["fit", "--dataset", str(bands), "--hidden", "32", "--lr", "10", *FIT, "--dry-run"]
+    lenient, strict = CliRunner().invoke(cli, args), CliRunner().invoke(cli, [*args, "--strict"])
+    assert lenient.exit_code == 0 and strict.exit_code == 3, strict.output
+    assert "warning: rising-loss: the first step raised its batch's loss from " in strict.stderr
+    assert "cause: learning-rate (steps too large at lr 10: one step raised the batch loss" in strict.stderr
+    verdict = strict.stdout.splitlines()[-1]
+    assert verdict.startswith("verdict: fix before training: 1 warning(s) (rising-loss; cause: learning-rate)")
+
+
+def test_fits_warning_lines_name_the_learning_rate_after_a_clean_init_check(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mlptrain.cli import cli
+
+    strokes = write_strokes(tmp_path / "strokes")
+    result = CliRunner().invoke(cli, ["fit", "--dataset", str(strokes), "--hidden", "32", "--lr", "10", *FIT,
+                                      "--out", str(tmp_path / "run")])
+    lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert lines and all("; cause: learning-rate (steps too large at lr 10: " in line for line in lines), lines
+    assert all("lower --lr (e.g. 10x, to 1;" in line and "init" not in line for line in lines), lines

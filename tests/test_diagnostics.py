@@ -151,7 +151,8 @@ def test_huge_lr_diverges_cleanly_and_keeps_the_last_good_weights(tiny: Path, tm
     assert "warning: diverged:" in result.stderr and "Traceback" not in result.output
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["test"] is None
-    assert summary["warnings"][-1]["code"] == "diverged"
+    assert summary["warnings"][-1]["code"] == "diverged" and summary["warnings"][-1]["cause"] == "learning-rate"
+    assert summary["warnings"][-1]["evidence"]["diverged"].startswith("the ")  # what went NaN or inf, and when
     if summary["epochs_run"]:  # diverged after a good epoch: its weights are kept and finite
         with np.load(run / "weights.npz") as npz:
             assert all(np.isfinite(npz[k]).all() for k in npz.files if k.startswith(("W", "b")))

@@ -45,11 +45,12 @@ DECAY_SHRINK = 2.0
 # lr x weight decay at which one decay step alone carries a weight past zero.
 DECAY_OVERSHOOT = 1.0
 INIT_CAUSES = ("init-scale", "architecture", "inputs")
-# A spike: a step whose loss is SPIKE_FACTOR x the median of the SPIKE_WINDOW steps before it. Recorded for
-# inspect (healthy MNIST epochs had 0-1 of them, as the loss falls and a hard batch stands out; runs at 10x
-# their lr 1-27); not a rule of its own, since a net whose units died has a flat loss and no spikes.
+# A spike: a step whose loss is SPIKE_FACTOR x the median of the SPIKE_WINDOW steps before it, and above
+# SPIKE_FLOOR x log(classes) (without the floor, a healthy net's small late losses made 7-12 "spikes" an epoch
+# out of hard batches). Recorded for inspect, not a rule of its own: a net whose units died has a flat loss.
 SPIKE_FACTOR = 3.0
 SPIKE_WINDOW = 20
+SPIKE_FLOOR = 0.5
 
 
 def diagnose_inputs(found: str, stats: dict[str, float]) -> Diagnosis:
@@ -189,13 +190,15 @@ def diagnose_run_epoch(warnings: list[dict[str, Any]], history: list[dict[str, A
     return diagnose_epoch(earlier_cause(warnings), epoch_evidence(history, init_rows), init_gain, n_classes, ctx)
 
 
-def loss_stats(losses: np.ndarray) -> dict[str, float | int]:
+def loss_stats(losses: np.ndarray, n_classes: int) -> dict[str, float | int]:
     """An epoch's batch losses ``(steps,)`` summed up: the largest, and the spikes (steps whose loss exceeds
-    SPIKE_FACTOR x the median of the SPIKE_WINDOW steps before them)."""
+    SPIKE_FACTOR x the median of the SPIKE_WINDOW steps before them, and SPIKE_FLOOR x log(n_classes))."""
     if len(losses) == 0:
         return {"loss_max": math.nan, "loss_spikes": 0}
     spikes = 0
     if len(losses) > SPIKE_WINDOW:
         windows = np.lib.stride_tricks.sliding_window_view(losses[:-1], SPIKE_WINDOW)
-        spikes = int(np.count_nonzero(losses[SPIKE_WINDOW:] > SPIKE_FACTOR * np.median(windows, axis=1)))
+        later = losses[SPIKE_WINDOW:]
+        high = (later > SPIKE_FACTOR * np.median(windows, axis=1)) & (later > SPIKE_FLOOR * math.log(n_classes))
+        spikes = int(np.count_nonzero(high))
     return {"loss_max": float(losses.max()), "loss_spikes": spikes}

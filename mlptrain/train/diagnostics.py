@@ -58,8 +58,10 @@ class LayerHealth:
     grad_rms: float  # RMS of the weight gradient on the probe batch
 
 
-# Events happen once; the other codes describe a state that later epochs may clear.
-EVENT_CODES = frozenset({"not-learning", "diverged"})
+# Events happen once, and the data check's findings hold for the whole run; the other codes describe a state
+# that later epochs may clear.
+EVENT_CODES = frozenset({"not-learning", "diverged", "rising-loss", "inverted-inputs", "faint-inputs",
+                         "constant-inputs"})
 
 
 def _signal(a: Array) -> float:

@@ -238,7 +238,7 @@ class Trainer:
         self.optimizer.flush(self.net.parameters())
         self._check_finite(epoch)
         metrics: Metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                            **loss_stats(self.batch_losses)}
+                            **loss_stats(self.batch_losses, self.data.n_classes)}
         if len(self.split.val):
             val = evaluate(self.net, self.data.train_images[self.split.val], self.data.train_labels[self.split.val])
             metrics.update(val_loss=val.loss, val_acc=val.accuracy)
