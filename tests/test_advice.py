@@ -52,8 +52,10 @@ def suggested_inits(text: str) -> set[str]:
     return set(re.findall(r"--init ([a-z-]+)", text))
 
 
-def test_every_cause_has_an_example() -> None:
-    assert set(EXAMPLES) == set(CAUSES)
+def test_every_cause_has_an_example_and_a_rule() -> None:
+    from mlptrain.train.causes import RULES
+
+    assert set(EXAMPLES) == set(CAUSES) == set(RULES)
 
 
 @pytest.mark.parametrize("cause", sorted(CAUSES))
@@ -76,7 +78,8 @@ def test_the_advice_follows_the_cause_not_the_warning(activation: str) -> None:
     assert len(texts) == len(EXAMPLES)  # each cause its own advice
     scale = advise(SCALE, ctx)
     assert "lower --lr" not in scale and f"--init {recommended_init(ACTIVATIONS[activation].family)}" in scale
-    assert "lower --lr (e.g. 10x, to 1;" in advise(EXAMPLES["learning-rate"], ctx)
+    assert "lower --lr (e.g. 10x, to 1, or what lr-find suggests: mlptrain lr-find --out DIR)" in advise(
+        EXAMPLES["learning-rate"], ctx)
     assert "lower --weight-decay (e.g. 100x, to 5e-05)" in advise(EXAMPLES["weight-decay"], ctx)
     assert "x -> 1 - x" in advise(EXAMPLES["inputs"], ctx)
     assert "does not decide" in advise(EXAMPLES["unknown"], ctx)

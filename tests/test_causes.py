@@ -279,4 +279,5 @@ def test_fits_warning_lines_name_the_learning_rate_after_a_clean_init_check(tmp_
                                       "--out", str(tmp_path / "run")])
     lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert lines and all("; cause: learning-rate (steps too large at lr 10: " in line for line in lines), lines
-    assert all("lower --lr (e.g. 10x, to 1;" in line and "init" not in line for line in lines), lines
+    advice = "lower --lr (e.g. 10x, to 1, or what lr-find suggests: mlptrain lr-find --out DIR)"
+    assert all(advice in line and "init" not in line for line in lines), lines

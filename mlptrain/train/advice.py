@@ -21,6 +21,7 @@ from mlptrain.nn.initializers import INITIALIZERS
 # logistic/tanh units in their linear region; a linear net is a product of matrices, Glorot again).
 RECOMMENDED_INIT = {"relu": "he-uniform", "saturating": "glorot-uniform", "linear": "glorot-uniform"}
 Evidence = dict[str, Any]  # the measured numbers (and the names of findings) that decided a cause
+LR_FIND = "mlptrain lr-find --out DIR"  # the range test, for advice about the learning rate
 
 
 def recommended_init(family: str) -> str:
@@ -73,11 +74,11 @@ class Diagnosis:
 
 @dataclass(frozen=True)
 class Cause:
-    """One row of the vocabulary: its meaning, what decides it, how its evidence reads, what to do."""
+    """One row of the vocabulary: its meaning, how its evidence reads, what to do (the rules that decide it
+    are ``causes.RULES``)."""
 
     name: str
     meaning: str
-    decided_by: str  # the evidence and thresholds (docs/diagnostics.md is generated from this column)
     shows: Callable[[Evidence], str]
     advice: Callable[[Context, Evidence], str]
 
@@ -113,8 +114,11 @@ def _architecture_shows(ev: Evidence) -> str:
 
 def _architecture_advice(ctx: Context, ev: Evidence) -> str:
     layers = len(ctx.sizes) - 2
-    fewer = f"use fewer than {layers} hidden layers" if layers > 1 else "use a hidden layer of other width"
-    return f"{fewer}{_or_relu(ctx)}"
+    fewer = f"use fewer than {layers} hidden layers" if layers > 1 else "use other units"
+    # Findings the recommended init does not share are the init's own: fix it too.
+    init = set(ev["found"].split(", ")) - set(ev["recommended_found"].split(", "))
+    first = f"{init_fix(ctx)}, and " if init else ""
+    return f"{first}{fewer}{_or_relu(ctx)}"
 
 
 def _layer(name: str) -> str:
@@ -147,8 +151,8 @@ def _lr_shows(ev: Evidence) -> str:
 def _lr_advice(ctx: Context, ev: Evidence) -> str:
     lr = ev.get("lr", ctx.lr)
     if ev["direction"] == "too small":
-        return f"raise --lr (e.g. 10x, to {lr * 10:g}; mlptrain lr-find measures a good range)"
-    return (f"lower --lr (e.g. 10x, to {lr / 10:g}; mlptrain lr-find measures a good range), "
+        return f"raise --lr (e.g. 10x, to {lr * 10:g}, or what lr-find suggests: {LR_FIND})"
+    return (f"lower --lr (e.g. 10x, to {lr / 10:g}, or what lr-find suggests: {LR_FIND}), "
             "or add a --warmup-epochs or --max-norm")
 
 
@@ -187,38 +191,27 @@ def _inputs_advice(ctx: Context, ev: Evidence) -> str:
 
 def _unknown_shows(ev: Evidence) -> str:
     return (f"the init check passed (gain {ev['init_gain']:.2g}), the inputs look usual, and the steps neither "
-            f"explode nor stall: weights at most {ev['weight_growth']:.3g}x their previous size per epoch, "
+            f"explode nor stall: the weights grew at most {ev['weight_growth']:.2f}x in an epoch, "
             f"largest batch loss {ev['loss_max']:.3g}, update/weight ratio up to {ev['update_ratio']:.2g} "
             "per epoch")
 
 
 def _unknown_advice(ctx: Context, ev: Evidence) -> str:
     return ("the evidence does not decide: check that the labels belong to the images, then try a 10x smaller "
-            "and a 10x larger --lr (mlptrain lr-find)")
+            f"and a 10x larger --lr (or what lr-find suggests: {LR_FIND})")
 
 
 CAUSES: dict[str, Cause] = {c.name: c for c in (
-    Cause("init-scale", "the initial weights are too small or too large for these units",
-          "the init check found the signal vanishing or exploding, or units dead or saturated, and the same "
-          "check passes at the family's recommended init (drawn for the same layer sizes)",
-          _init_scale_shows, lambda ctx, ev: init_fix(ctx)),
+    Cause("init-scale", "the initial weights are too small or too large for these units", _init_scale_shows,
+          lambda ctx, ev: init_fix(ctx)),
     Cause("architecture", "depth and activation: the recommended init cannot keep the signal either",
-          "the init check fails, and at the family's recommended init it still fails", _architecture_shows,
-          _architecture_advice),
-    Cause("learning-rate", "the steps are too large (or too small) for this net",
-          "after a clean init check: a layer's weight RMS grew 5x or more in one epoch, a batch loss reached "
-          "2x a constant guess's, the first step raised the batch loss (dry run), or the loss or weights "
-          "became NaN; too small: every layer's weights moved under 1% of their RMS in the last epoch",
-          _lr_shows, _lr_advice),
+          _architecture_shows, _architecture_advice),
+    Cause("learning-rate", "the steps are too large (or too small) for this net", _lr_shows, _lr_advice),
     Cause("weight-decay", "the decay pulls the weights to zero faster than the gradients hold them up",
-          "weight decay is on and a layer's weight RMS fell 2x or more below its init (gradients alone do not "
-          "shrink weights), or lr x weight decay is 1 or more", _decay_shows, _decay_advice),
+          _decay_shows, _decay_advice),
     Cause("inputs", "the data: dark-on-light images, a spread far from what the init assumes, or constant pixels",
-          "the data check flagged the training images (inverted-inputs, faint-inputs, constant-inputs)",
           _inputs_shows, _inputs_advice),
-    Cause("unknown", "the evidence does not decide",
-          "none of the above: a clean init check, usual inputs, and steps that neither explode nor stall",
-          _unknown_shows, _unknown_advice),
+    Cause("unknown", "the evidence does not decide", _unknown_shows, _unknown_advice),
 )}
 
 # Every warning code: what it is about. The order is the one the docs use.

@@ -28,17 +28,18 @@ import numpy as np
 
 from mlptrain.train.advice import Context, Diagnosis
 
-# A layer's weight RMS growing this much within one epoch means the steps were too large: healthy runs grew
-# at most 2.7x in their first epoch (logistic's output layer; ReLU, tanh, Adam: 1.1-2x), the same nets at 10x
-# their lr 8.6x or more (up to 10^6x).
+# A layer's weight RMS growing this much within one epoch means the steps were too large. Healthy runs grew at
+# most 2.7x in an epoch (logistic's output layer in epoch 1 on MNIST; ReLU, tanh, ELU, softplus, identity and
+# Adam 1.0-1.6x; the tests' small data sets up to 2.1x); the same nets at 10-200x their lr grew 8.6x (784-32-10
+# at lr 1) to 5700x (at lr 10) in their first epoch.
 GROWTH_LIMIT = 5.0
 # A batch loss this many times log(classes), a constant guess's loss: a net that passed the init check starts
-# near that loss (healthy maxima were 1.01-1.13x, at the first batches), so it got there by overshooting
-# (the runs at 10x their lr reached 4x-6000x).
+# near that loss (healthy maxima were 1.01-1.18x, at the first batches), so it got there by overshooting (the
+# runs at 10-200x their lr reached 1.5-6250x; 784-32-10 at lr 1 reached 1.5x in epoch 1 and 2.6x in epoch 2).
 LOSS_LIMIT = 2.0
 # Every layer's weights moved less than this share of their RMS over the last epoch: nothing moves. Healthy
-# first epochs moved them 0.1-0.7 on MNIST (430 steps) and 0.04-0.3 on the tests' 10-step data sets; lr 1e-5
-# moved them 0.006.
+# epochs moved their most-moving layer by 0.08-0.72 on MNIST (430 steps an epoch, epochs 1-5) and 0.16-0.56 on
+# the tests' 9-step data sets; 784-32-10 at lr 1e-5 moved it 0.006, at lr 1e-4 0.04 (slow, but learning).
 STALL_RATIO = 0.01
 # Weight decay shrank a layer's weight RMS this far below its init: the gradients alone do not shrink weights.
 DECAY_SHRINK = 2.0
@@ -52,6 +53,22 @@ SPIKE_FACTOR = 3.0
 SPIKE_WINDOW = 20
 SPIKE_FLOOR = 0.5
 
+# What decides each cause, with the thresholds above (docs/diagnostics.md's table of causes is generated from it).
+RULES = {
+    "init-scale": "the init check found the signal vanishing or exploding, or units dead or saturated, and the "
+                  "same check passes at the family's recommended init (drawn for the same layer sizes)",
+    "architecture": "the init check fails, and at the family's recommended init it still fails (and the data "
+                    "check flagged nothing)",
+    "learning-rate": f"after a clean init check: a layer's weight RMS grew {GROWTH_LIMIT:g}x or more in one "
+                     f"epoch, a batch loss reached {LOSS_LIMIT:g}x a constant guess's, the first step raised the "
+                     "batch loss (dry run), or the loss or weights became NaN; too small: every layer's weights "
+                     f"moved under {STALL_RATIO:.0%} of their RMS in the last epoch",
+    "weight-decay": f"weight decay is on and a layer's weight RMS fell {DECAY_SHRINK:g}x or more below its init "
+                    f"(gradients alone do not shrink weights), or lr x weight decay is {DECAY_OVERSHOOT:g} or more",
+    "inputs": "the data check flagged the training images (inverted-inputs, faint-inputs, constant-inputs); "
+              "then also the init check's findings when the recommended init fails too",
+    "unknown": "none of the above: a clean init check, usual inputs, and steps that neither explode nor stall",
+}
 
 def diagnose_inputs(found: str, stats: dict[str, float]) -> Diagnosis:
     """The data check's finding ``found`` (a code) with the input statistics that showed it."""
