@@ -69,9 +69,12 @@ def test_a_sweep_spec_given_to_fit_says_to_use_sweep() -> None:
 def test_an_installed_copy_finds_its_configs_outside_the_checkout(tmp_path: Path) -> None:
     """Build a wheel, install it (no deps) into a folder, and run it from a directory with no configs/."""
     source, wheels, site, work = (tmp_path / name for name in ("source", "wheels", "site", "elsewhere"))
-    # A copy of the sources: a build inside the checkout could pick up stale files from an old build/.
-    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".bench", "build", "*.egg-info", "runs", "sweeps", "data", "site", "__pycache__"))
+    # A copy of the sources: a build inside the checkout could pick up stale files from an old build/. The
+    # checkout's outputs are left out at the top only: mlptrain/runs and mlptrain/data are packages.
+    outputs = shutil.ignore_patterns("runs", "sweeps", "data", "site")
+    everywhere = shutil.ignore_patterns(".git", ".venv", ".bench", "build", "*.egg-info", "__pycache__")
+    shutil.copytree(ROOT, source, symlinks=True, ignore=lambda folder, names: everywhere(folder, names) | (
+        outputs(folder, names) if Path(folder) == ROOT else set()))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
