@@ -281,3 +281,16 @@ def test_fits_warning_lines_name_the_learning_rate_after_a_clean_init_check(tmp_
     assert lines and all("; cause: learning-rate (steps too large at lr 10: " in line for line in lines), lines
     advice = "lower --lr (e.g. 10x, to 1, or what lr-find suggests: mlptrain lr-find --out DIR)"
     assert all(advice in line and "init" not in line for line in lines), lines
+
+
+def test_infinite_evidence_is_stored_as_text_and_read_back_as_a_number() -> None:
+    from mlptrain.train.advice import Context, Diagnosis, HealthWarning, advise, explain
+    from mlptrain.train.causes import earlier_cause
+
+    overflow = Diagnosis("init-scale", {"found": "exploding-signal", "gain": float("inf"),
+                                        "recommended": "he-uniform", "recommended_gain": 1.1})
+    ctx = Context("relu", (64, 16, 3))
+    stored = explain(HealthWarning("exploding-signal", 0, None, "the signal grows"), overflow, ctx).as_dict()
+    assert stored["evidence"]["gain"] == "inf" and json.loads(json.dumps(stored, allow_nan=False)) == stored
+    again = earlier_cause([stored])
+    assert again == overflow and "exploding-signal, infx at the init check" in advise(again, ctx)

@@ -130,10 +130,14 @@ def num(x: float) -> str:
     return f"{x:.0f}" if 100 <= abs(x) < 1e6 else f"{x:.3g}"
 
 
+def _at_lr(lr: float | None) -> str:
+    return "" if lr is None else f" at lr {lr:g}"
+
+
 def _lr_shows(ev: Evidence) -> str:
     if ev["direction"] == "too small":
         return (f"steps too small: in epoch {ev['epoch']} the weights moved {ev['update_ratio']:.2g} of their RMS "
-                f"at most (healthy: {ev['healthy_from']:g} or more) at lr {ev['lr']:g}")
+                f"at most (healthy: {ev['healthy_from']:g} or more){_at_lr(ev.get('lr'))}")
     seen = []
     if "weight_growth" in ev:
         seen.append(f"{_layer(ev['layer'])} weights grew {num(ev['weight_growth'])}x in epoch {ev['epoch']} "
@@ -145,15 +149,15 @@ def _lr_shows(ev: Evidence) -> str:
         seen.append(f"one step raised the batch loss {ev['loss_before']:.4f} -> {ev['loss_after']:.4f}")
     if "diverged" in ev:
         seen.append(ev["diverged"])
-    return f"steps too large at lr {ev['lr']:g}: " + "; ".join(seen)
+    return f"steps too large{_at_lr(ev.get('lr'))}: " + "; ".join(seen)
 
 
 def _lr_advice(ctx: Context, ev: Evidence) -> str:
-    lr = ev.get("lr", ctx.lr)
-    if ev["direction"] == "too small":
-        return f"raise --lr (e.g. 10x, to {lr * 10:g}, or what lr-find suggests: {LR_FIND})"
-    return (f"lower --lr (e.g. 10x, to {lr / 10:g}, or what lr-find suggests: {LR_FIND}), "
-            "or add a --warmup-epochs or --max-norm")
+    lr, small = ev.get("lr") or ctx.lr, ev["direction"] == "too small"
+    to = "" if lr is None else f", to {lr * 10 if small else lr / 10:g}"
+    if small:
+        return f"raise --lr (e.g. 10x{to}, or what lr-find suggests: {LR_FIND})"
+    return f"lower --lr (e.g. 10x{to}, or what lr-find suggests: {LR_FIND}), or add a --warmup-epochs or --max-norm"
 
 
 def _decay_shows(ev: Evidence) -> str:
@@ -214,7 +218,7 @@ CAUSES: dict[str, Cause] = {c.name: c for c in (
     Cause("unknown", "the evidence does not decide", _unknown_shows, _unknown_advice),
 )}
 
-# Every warning code: what it is about. The order is the one the docs use.
+# Every warning code, in the order the docs use (each is described in docs/diagnostics.md's table).
 WARNING_CODES = (
     "vanishing-signal", "exploding-signal", "dead-units", "saturated-units", "vanishing-gradients",
     "input-ignored", "collapsed-predictions", "not-learning", "shrinking-weights", "diverged",
@@ -234,5 +238,7 @@ def explain(warning: HealthWarning, diagnosis: Diagnosis, ctx: Context) -> Healt
 
 
 def rounded(evidence: Evidence) -> Evidence:
-    """The evidence with its floats at 4 significant digits: numbers to read, not to recompute from."""
-    return {k: float(f"{v:.4g}") if isinstance(v, float) and math.isfinite(v) else v for k, v in evidence.items()}
+    """The evidence with its floats at 4 significant digits (numbers to read, not to recompute from), and
+    infinities and NaN as text, which strict JSON readers accept."""
+    return {k: (float(f"{v:.4g}") if math.isfinite(v) else str(v)) if isinstance(v, float) else v
+            for k, v in evidence.items()}

@@ -196,7 +196,9 @@ def earlier_cause(warnings: list[dict[str, Any]]) -> Diagnosis | None:
     """The cause found before training, from recorded warnings (dicts): the init check's, else the data check's."""
     before = [w for w in warnings if w["epoch"] == 0 and w.get("cause") in INIT_CAUSES]
     for w in sorted(before, key=lambda w: w["cause"] == "inputs"):
-        return Diagnosis(w["cause"], w.get("evidence") or {})
+        # Infinities and NaN are stored as text (advice.rounded): numbers again for the advice to format.
+        evidence = {k: float(v) if v in ("inf", "-inf", "nan") else v for k, v in (w.get("evidence") or {}).items()}
+        return Diagnosis(w["cause"], evidence)
     return None
 
 
