@@ -36,9 +36,11 @@ class MissingDependency(MlptrainError):
 class DivergedError(MlptrainError):
     """The loss or the weights became NaN/inf: training stopped (exit status 1)."""
 
-    def __init__(self, epoch: int, what: str, advice: str) -> None:
+    def __init__(self, epoch: int, what: str, advice: str, cause: str | None = None,
+                 evidence: dict | None = None) -> None:
         super().__init__(f"diverged in epoch {epoch}: {what}; {advice}")
         self.epoch = epoch
+        self.cause, self.evidence = cause, evidence or {}  # the cause and its evidence (train.advice)
 
 
 class Terminated(KeyboardInterrupt):

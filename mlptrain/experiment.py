@@ -173,7 +173,7 @@ def _start(trainer: Trainer, config: Config, run_dir: Path, resumed: bool, repor
 
 def _write_diagnostics(run_dir: Path, trainer: Trainer) -> None:
     progress = trainer.progress
-    write_diagnostics(run_dir, trainer.data.n_classes, progress.init_health, progress.warnings)
+    write_diagnostics(run_dir, trainer.data.n_classes, progress.init_health, progress.warnings, progress.inputs)
 
 
 def _init_label(config: Config) -> str:
@@ -192,7 +192,7 @@ def _record_divergence(trainer: Trainer, record: _Record, exc: DivergedError) ->
     if saved is not None:
         _restore(trainer, saved, record.run_dir)
         save_weights(record.run_dir / WEIGHTS_FILE, trainer.net, _weights_meta(record.data))
-    trainer.add_warning(HealthWarning("diverged", exc.epoch, None, str(exc)))
+    trainer.add_warning(HealthWarning("diverged", exc.epoch, None, str(exc), cause=exc.cause, evidence=exc.evidence))
     _write_diagnostics(record.run_dir, trainer)
     record.summary(trainer, "diverged", None)
 
@@ -243,6 +243,7 @@ class _Record:
             "test": {"loss": test.loss, "accuracy": test.accuracy} if test else None,
             "warnings": progress.warnings,
             "init_health": progress.init_health,
+            "inputs": progress.inputs,
             "resumed": self.resumed,
             "wall_seconds": round(time.time() - self.started, 3),
             "blas_threads": self.threads,

@@ -11,8 +11,8 @@ generated tables between marker lines:
     <!-- BEGIN GENERATED: fields -->  …  <!-- END GENERATED: fields -->
 
 filled from ``mlptrain.config.FIELDS``, the tables in ``mlptrain/nn`` (the activations' ONNX forms
-included) and ``DATASETS``. ``make docs-gen`` runs this script; tests/test_docs.py fails when the
-committed pages are stale.
+included), ``DATASETS`` and ``CAUSES``. ``make docs-gen`` runs this script; tests/test_docs.py fails
+when the committed pages are stale.
 Standard library, Click and mlptrain only: no docs dependency is needed to generate.
 """
 
@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI_PAGE = ROOT / "docs" / "cli.md"
 CONFIG_PAGE = ROOT / "docs" / "config.md"
 # Hand-written pages with generated tables:
-MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md", ROOT / "docs" / "predict.md"]
+MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md", ROOT / "docs" / "predict.md",
+                ROOT / "docs" / "diagnostics.md"]
 REGENERATE = "make docs-gen"  # what the staleness test tells you to run
 WIDTH = 100  # fixed help width, so the page does not depend on the terminal
 
@@ -278,7 +279,16 @@ def augmentations_table() -> list[str]:
     return _table(["augment", "what it does", "parameters: default (range)", "prepared"], rows)
 
 
+def causes_table() -> list[str]:
+    from mlptrain.train.advice import CAUSES
+    from mlptrain.train.causes import RULES
+
+    return _table(["cause", "what it means", "decided by"],
+                  [[f"`{name}`", cause.meaning, RULES[name]] for name, cause in CAUSES.items()])
+
+
 TABLES: dict[str, Callable[[], list[str]]] = {
+    "causes": causes_table,
     "augmentations": augmentations_table,
     "datasets": datasets_table,
     "fields": fields_table,

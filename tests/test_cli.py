@@ -67,7 +67,8 @@ def test_fit_writes_a_complete_run_and_eval_agrees(runner: CliRunner, tiny: Path
     assert config["hidden"] == [16] and config["init"] == "he-normal" and config["dataset"] == str(tiny)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
-    assert set(metrics[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "layers"}
+    assert set(metrics[0]) == {"epoch", "train_loss", "train_acc", "loss_max", "loss_spikes", "val_loss", "val_acc",
+                               "lr", "seconds", "layers"}
     assert [layer["layer"] for layer in metrics[0]["layers"]] == ["hidden1", "logits"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["epochs_run"] == 3

@@ -13,10 +13,8 @@ from mlptrain.cli import cli
 from mlptrain.nn.activations import ACTIVATIONS
 from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, get_initializer
 from mlptrain.nn.network import init_network
-from mlptrain.train.advice import Context
 from mlptrain.train.diagnostics import (
     check_init,
-    context_for,
     gradient_warnings,
     layer_health,
     learning_warnings,
@@ -35,9 +33,6 @@ def net_and_probe(activation: str = "relu", init: str = "he-normal", sizes=(64, 
     return net, x, rng.integers(0, sizes[-1], 200)
 
 
-CTX = Context("relu", (64, 32, 32, 3))
-
-
 def codes(warnings) -> set[str]:
     return {w.code for w in warnings}
 
@@ -54,6 +49,7 @@ def test_tiny_relu_init_is_a_vanishing_signal() -> None:
     _, warnings = check_init(net, x, y)
     assert codes(warnings) == {"vanishing-signal"}
     assert "--init he-normal, or an --init-range near 0.31 for 64 inputs" in warnings[0].message
+    assert warnings[0].cause == "init-scale" and warnings[0].evidence["recommended"] == "he-normal"
 
 
 def test_huge_relu_init_is_an_exploding_signal() -> None:
@@ -78,21 +74,21 @@ def test_negative_biases_kill_relu_units() -> None:
 
 def test_constant_logits_are_input_ignored_and_collapsed() -> None:
     logits = np.tile(np.array([0.1, 0.3, 0.2], np.float32), (100, 1))
-    assert codes(output_warnings(logits, 1, CTX)) == {"input-ignored", "collapsed-predictions"}
+    assert codes(output_warnings(logits, 1)) == {"input-ignored", "collapsed-predictions"}
     varied = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
-    assert output_warnings(varied, 1, CTX) == []
+    assert output_warnings(varied, 1) == []
 
 
 def test_deep_logistic_net_has_vanishing_gradients() -> None:
     net, x, y = net_and_probe("logistic", "uniform", sizes=(64, 32, 32, 32, 32, 3), r=0.05)
     rows, _ = layer_health(net, x, y)
-    assert codes(gradient_warnings(rows, 0, context_for(net))) == {"vanishing-gradients"}
+    assert codes(gradient_warnings(rows, 0)) == {"vanishing-gradients"}
 
 
 def test_not_learning_at_the_check_epoch_only() -> None:
-    assert codes(learning_warnings(2.2, 10, 2, 10, CTX)) == {"not-learning"}
-    assert learning_warnings(2.2, 10, 3, 10, CTX) == [] and learning_warnings(0.5, 10, 2, 10, CTX) == []
-    assert codes(learning_warnings(1.0, 3, 1, 1, CTX)) == {"not-learning"}  # a one-epoch run checks epoch 1
+    assert codes(learning_warnings(2.2, 10, 2, 10)) == {"not-learning"}
+    assert learning_warnings(2.2, 10, 3, 10) == [] and learning_warnings(0.5, 10, 2, 10) == []
+    assert codes(learning_warnings(1.0, 3, 1, 1)) == {"not-learning"}  # a one-epoch run checks epoch 1
 
 
 def test_trained_output_layer_may_amplify_but_hidden_layers_are_still_checked() -> None:
@@ -137,7 +133,9 @@ def test_tiny_init_warns_on_stderr_in_summary_and_fails_strict(tiny: Path, tmp_p
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     found = {w["code"] for w in summary["warnings"]}
     assert {"vanishing-signal", "input-ignored", "collapsed-predictions", "not-learning"} <= found
-    assert all(set(w) == {"code", "epoch", "layer", "message", "cleared"} for w in summary["warnings"])
+    assert all(set(w) == {"code", "epoch", "layer", "message", "cleared", "cause", "evidence"}
+               for w in summary["warnings"])
+    assert {w["cause"] for w in summary["warnings"]} == {"init-scale"}
     strict = CliRunner().invoke(cli, [*args, str(tmp_path / "run2"), "--strict"])
     assert strict.exit_code == 3 and "--strict: the run raised" in strict.stderr
     assert (tmp_path / "run2" / "summary.json").exists()  # the gate fails after everything is written
@@ -153,7 +151,8 @@ def test_huge_lr_diverges_cleanly_and_keeps_the_last_good_weights(tiny: Path, tm
     assert "warning: diverged:" in result.stderr and "Traceback" not in result.output
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["test"] is None
-    assert summary["warnings"][-1]["code"] == "diverged"
+    assert summary["warnings"][-1]["code"] == "diverged" and summary["warnings"][-1]["cause"] == "learning-rate"
+    assert summary["warnings"][-1]["evidence"]["diverged"].startswith("the ")  # what went NaN or inf, and when
     if summary["epochs_run"]:  # diverged after a good epoch: its weights are kept and finite
         with np.load(run / "weights.npz") as npz:
             assert all(np.isfinite(npz[k]).all() for k in npz.files if k.startswith(("W", "b")))

@@ -68,9 +68,11 @@ def test_dry_run_prints_the_init_table_and_a_verdict_and_writes_nothing(
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "dry run of 64-16-3 relu he-normal, sgd at lr 0.05, batch 128: nothing is written"
-    assert lines[1] == "init check (probe batch of training images):"
-    assert [line.split()[0] for line in lines[3:5]] == ["hidden1", "logits"]
-    assert lines[-1].startswith("verdict: ready to train: the init check passed; one step at lr 0.05: batch loss ")
+    assert lines[1].startswith("data check (training images, scaled to [0, 1]): pixel mean 0.4")
+    assert lines[2] == "init check (probe batch of training images):"
+    assert [line.split()[0] for line in lines[4:6]] == ["hidden1", "logits"]
+    assert lines[-1].startswith("verdict: ready to train: the data and init checks passed and the step lowered the "
+                                "loss; one step at lr 0.05: batch loss ")
     assert result.stderr.startswith("init: he-normal")
 
 
@@ -84,7 +86,7 @@ def test_dry_run_with_a_tiny_init_warns_and_fails_strict_without_writing(
     for result in (lenient, strict):
         assert "warning: vanishing-signal: the signal shrinks" in result.stderr
         assert result.stdout.splitlines()[-1].startswith(
-            "verdict: fix before training: 1 warning(s) (vanishing-signal); one step at lr 0.05")
+            "verdict: fix before training: 1 warning(s) (vanishing-signal; cause: init-scale); one step at lr 0.05")
 
 
 def test_dry_run_is_the_runs_init_check_and_first_step(tiny: Path, data) -> None:

@@ -101,7 +101,8 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, overwrit
 
 
 def _dry_run(config: Config, data: Any, strict: bool) -> None:
-    """Print the init table, the warnings and the verdict; exit 3 under --strict when a warning fired."""
+    """Print the data check, the init table, the warnings (each with its cause) and the verdict; exit 3 under
+    --strict when a check or the step raised a warning."""
     from mlptrain.nn.initializers import describe_init
     from mlptrain.tune.dryrun import dry_run
 
@@ -110,6 +111,9 @@ def _dry_run(config: Config, data: Any, strict: bool) -> None:
     init = describe_init(config.init, config.init_range, config.init_std)
     click.echo(f"dry run of {sizes} {config.activation} {init}, {config.optimizer} at lr {result.lr:g}, "
                f"batch {config.batch_size}: nothing is written")
+    i = result.inputs
+    click.echo(f"data check (training images, scaled to [0, 1]): pixel mean {i['mean']:.3f}, std {i['std']:.3f}, "
+               f"border {i['border']:.3f}, brightest {i['brightest']:.3f}, constant pixels {i['constant']:.1%}")
     click.echo(format_health(result.rows))
     for warning in result.warnings:
         _FitReporter(quiet=False).warning(warning)

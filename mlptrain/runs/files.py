@@ -58,9 +58,11 @@ def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
 
 
 def write_diagnostics(run_dir: Path, n_classes: int, init_health: list[dict[str, Any]],
-                      warnings: list[dict[str, Any]]) -> None:
-    """What the diagnostics found so far, for ``inspect`` and ``plot`` of a run that has not finished."""
-    write_json(run_dir / DIAGNOSTICS_FILE, {"n_classes": n_classes, "init_health": init_health, "warnings": warnings})
+                      warnings: list[dict[str, Any]], inputs: dict[str, float] | None = None) -> None:
+    """What the diagnostics found so far, for ``inspect`` and ``plot`` of a run that has not finished: the
+    init check's rows, the warnings (with their causes) and the data check's statistics."""
+    write_json(run_dir / DIAGNOSTICS_FILE, {"n_classes": n_classes, "init_health": init_health, "warnings": warnings,
+                                            "inputs": inputs or {}})
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:

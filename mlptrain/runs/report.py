@@ -39,6 +39,11 @@ class RunRecord:
         return (self.summary or self.diagnostics or {}).get("init_health") or []
 
     @property
+    def inputs(self) -> dict[str, float]:
+        """The data check's statistics of the training images (empty for runs from before the data check)."""
+        return (self.summary or self.diagnostics or {}).get("inputs") or {}
+
+    @property
     def n_classes(self) -> int | None:
         if self.summary is not None:
             return self.summary.get("dataset", {}).get("n_classes")
@@ -134,6 +139,10 @@ def _header(record: RunRecord) -> list[str]:
         f"training {c.get('optimizer')} lr {c.get('lr')} ({c.get('lr_schedule')}), batch {c.get('batch_size')}, "
         f"{c.get('epochs')} epochs",
     ]
+    if record.inputs:
+        i = record.inputs
+        lines.append(f"inputs   pixel mean {i['mean']:.3f}, std {i['std']:.3f}, border {i['border']:.3f}, brightest "
+                     f"{i['brightest']:.3f}, constant pixels {i['constant']:.1%} (the data check)")
     if s is not None and s.get("test"):
         best = s.get("best") or {}
         lines.append(f"result   test accuracy {s['test']['accuracy']:.2%}, loss {s['test']['loss']:.4f}; "
@@ -157,11 +166,13 @@ def _warnings(record: RunRecord) -> list[str]:
 
 
 def _epochs(record: RunRecord) -> list[str]:
-    lines = [f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} {'val acc':>8} {'lr':>9} {'s':>6}"]
+    lines = [f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} {'val acc':>8} {'lr':>9} {'s':>6} "
+             f"{'max batch loss':>14} {'spikes':>6}"]
     for m in record.history:
         val = (f"{m['val_loss']:>9.4f} {m['val_acc']:>8.2%}" if "val_acc" in m else f"{'-':>9} {'-':>8}")
+        evidence = f"{_cell(m.get('loss_max'), 14, '.4g')} {_cell(m.get('loss_spikes'), 6, 'd')}"
         lines.append(f"{m['epoch']:>5} {m['train_loss']:>10.4f} {m['train_acc']:>9.2%} {val} {m['lr']:>9.3g} "
-                     f"{m['seconds']:>6.1f}")
+                     f"{m['seconds']:>6.1f} {evidence}")
     return lines
 
 

@@ -18,12 +18,14 @@ linear regime. The total gain is the product of the layers' gains.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from mlptrain.nn.network import Network, backward, forward, softmax_cross_entropy
-from mlptrain.train.advice import SCALE_CODES, Context, advise, describe_cause
+from mlptrain.nn.initializers import get_initializer
+from mlptrain.nn.network import Network, backward, forward, init_network, softmax_cross_entropy
+from mlptrain.train.advice import Context, Diagnosis, HealthWarning, explain, recommended_init
+from mlptrain.train.causes import diagnose_init
 
 Array = np.ndarray
 
@@ -56,22 +58,10 @@ class LayerHealth:
     grad_rms: float  # RMS of the weight gradient on the probe batch
 
 
-# Events happen once; the other codes describe a state that later epochs may clear.
-EVENT_CODES = frozenset({"not-learning", "diverged"})
-
-
-@dataclass
-class HealthWarning:
-    """A coded warning: what is wrong, where, and what to try."""
-
-    code: str
-    epoch: int  # 0: the init check before training
-    layer: str | None
-    message: str
-    cleared: int | None = None  # the first later epoch at which the condition no longer held
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+# Events happen once, and the data check's findings hold for the whole run; the other codes describe a state
+# that later epochs may clear.
+EVENT_CODES = frozenset({"not-learning", "diverged", "rising-loss", "inverted-inputs", "faint-inputs",
+                         "constant-inputs"})
 
 
 def _signal(a: Array) -> float:
@@ -136,18 +126,19 @@ def total_gain(rows: list[LayerHealth]) -> float:
     return math.prod(r.gain for r in rows)
 
 
-def context_for(net: Network, weight_decay: float = 0.0, cause: str | None = None) -> Context:
-    """The advice context of ``net``: its activation and layer sizes, the run's decay, the cause found so far."""
-    return Context(net.activation.name, tuple(net.sizes), weight_decay, cause)
+def context_for(net: Network, weight_decay: float = 0.0, lr: float | None = None, bias_init: float = 0.0
+                ) -> Context:
+    """The advice context of ``net``: its activation and layer sizes, and the run's decay, lr and bias init."""
+    return Context(net.activation.name, tuple(net.sizes), weight_decay, lr, bias_init)
 
 
-def _with_advice(code: str, epoch: int, layer: str | None, seen: str, ctx: Context) -> HealthWarning:
-    """A warning whose message is what was measured, then the advice for it in this run."""
-    return HealthWarning(code, epoch, layer, f"{seen}; {advise(code, ctx)}")
+def _found(code: str, epoch: int, layer: str | None, seen: str) -> HealthWarning:
+    """A warning saying what was measured; ``advice.explain`` adds its cause and advice."""
+    return HealthWarning(code, epoch, layer, seen)
 
 
 def signal_warnings(net: Network, rows: list[LayerHealth], epoch: int,
-                    factor: float = SIGNAL_FACTOR, ctx: Context | None = None) -> list[HealthWarning]:
+                    factor: float = SIGNAL_FACTOR) -> list[HealthWarning]:
     """vanishing-signal / exploding-signal: the product of the layer gains.
 
     At init (epoch 0) from input to logits, against ``factor``. During training
@@ -156,28 +147,19 @@ def signal_warnings(net: Network, rows: list[LayerHealth], epoch: int,
     layers legitimately amplify the features they use (a healthy softplus net
     reaches ~10x), while a signal that really explodes ends in ``diverged``.
     """
-    ctx = ctx or context_for(net)
     total = total_gain(rows if epoch == 0 else rows[:-1])
     growth_limit = factor if epoch == 0 else factor**2
     healthy = f"healthy: within {factor:g}x" if epoch == 0 else f"healthy: within {1 / factor:g}x to {factor**2:g}x"
     if total < 1.0 / factor:
-        return [_with_advice("vanishing-signal", epoch, None,
-                             f"the signal shrinks {1 / max(total, 1e-30):.3g}x from input to {_end(epoch)} "
-                             f"({healthy}; layer gains {_gains(rows)})", ctx)]
+        return [_found("vanishing-signal", epoch, None,
+                       f"the signal shrinks {1 / max(total, 1e-30):.3g}x from input to {_end(epoch)} "
+                       f"({healthy}; layer gains {_gains(rows)})")]
     if total > growth_limit and net.activation.family != "saturating":
         # Bounded units cannot explode; their too-large weights show up as saturated-units instead.
-        return [_with_advice("exploding-signal", epoch, None,
-                             f"the signal grows {total:.3g}x from input to {_end(epoch)} "
-                             f"({healthy}; layer gains {_gains(rows)})", ctx)]
+        return [_found("exploding-signal", epoch, None,
+                       f"the signal grows {total:.3g}x from input to {_end(epoch)} "
+                       f"({healthy}; layer gains {_gains(rows)})")]
     return []
-
-
-def scale_cause(warnings: list[HealthWarning], rows: list[LayerHealth], epoch: int) -> str | None:
-    """The init-scale finding among ``warnings``, named for other warnings' advice (None if there is none)."""
-    for w in warnings:
-        if w.code in SCALE_CODES:
-            return describe_cause(w.code, total_gain(rows if epoch == 0 else rows[:-1]), epoch)
-    return None
 
 
 def _end(epoch: int) -> str:
@@ -188,48 +170,45 @@ def _gains(rows: list[LayerHealth]) -> str:
     return ", ".join(f"{r.gain:.2g}" for r in rows)
 
 
-def unit_warnings(net: Network, rows: list[LayerHealth], epoch: int,
-                  ctx: Context | None = None) -> list[HealthWarning]:
+def unit_warnings(net: Network, rows: list[LayerHealth], epoch: int) -> list[HealthWarning]:
     """dead-units / saturated-units, layer by layer."""
-    ctx = ctx or context_for(net)
     found = []
     for row in rows[:-1]:
         if row.dead > DEAD_SHARE:
-            found.append(_with_advice("dead-units", epoch, row.layer,
-                                      f"{row.dead:.0%} of {row.layer}'s units never fire on the probe batch "
-                                      f"(warned above {DEAD_SHARE:.0%})", ctx))
+            found.append(_found("dead-units", epoch, row.layer,
+                                f"{row.dead:.0%} of {row.layer}'s units never fire on the probe batch "
+                                f"(warned above {DEAD_SHARE:.0%})"))
         if row.saturated > SATURATED_SHARE:
-            found.append(_with_advice("saturated-units", epoch, row.layer,
-                                      f"{row.saturated:.0%} of {row.layer}'s outputs are saturated (slope under "
-                                      f"{SATURATION_SLOPE:.0%} of its peak; warned above {SATURATED_SHARE:.0%})",
-                                      ctx))
+            found.append(_found("saturated-units", epoch, row.layer,
+                                f"{row.saturated:.0%} of {row.layer}'s outputs are saturated (slope under "
+                                f"{SATURATION_SLOPE:.0%} of its peak; warned above {SATURATED_SHARE:.0%})"))
     return found
 
 
-def output_warnings(logits: Array, epoch: int, ctx: Context) -> list[HealthWarning]:
+def output_warnings(logits: Array, epoch: int) -> list[HealthWarning]:
     """input-ignored / collapsed-predictions, from logits on held-out or probe samples."""
     found = []
     spread = _signal(logits)
     predicted = np.bincount(logits.argmax(axis=1), minlength=logits.shape[1]) / len(logits)
     if spread < LOGIT_SPREAD:
-        found.append(_with_advice("input-ignored", epoch, None,
-                                  f"the logits vary by only {spread:.2g} across samples (warned below "
-                                  f"{LOGIT_SPREAD:g}): the output no longer depends on the input", ctx))
+        found.append(_found("input-ignored", epoch, None,
+                            f"the logits vary by only {spread:.2g} across samples (warned below "
+                            f"{LOGIT_SPREAD:g}): the output no longer depends on the input"))
     if predicted.max() >= COLLAPSED_SHARE:
-        found.append(_with_advice("collapsed-predictions", epoch, None,
-                                  f"class {int(predicted.argmax())} is predicted for {predicted.max():.0%} of "
-                                  f"the probe images (warned from {COLLAPSED_SHARE:.0%})", ctx))
+        found.append(_found("collapsed-predictions", epoch, None,
+                            f"class {int(predicted.argmax())} is predicted for {predicted.max():.0%} of "
+                            f"the probe images (warned from {COLLAPSED_SHARE:.0%})"))
     return found
 
 
-def gradient_warnings(rows: list[LayerHealth], epoch: int, ctx: Context) -> list[HealthWarning]:
+def gradient_warnings(rows: list[LayerHealth], epoch: int) -> list[HealthWarning]:
     """vanishing-gradients: the first layer's weight gradients far below the last layer's."""
     first, last = rows[0].grad_rms, rows[-1].grad_rms
     if len(rows) > 1 and last > 0 and first / last < GRADIENT_RATIO:
-        return [_with_advice("vanishing-gradients", epoch, rows[0].layer,
-                             f"{rows[0].layer}'s weight gradients are {last / max(first, 1e-30):.3g}x smaller "
-                             f"than the output layer's (warned from {1 / GRADIENT_RATIO:g}x): the first layers "
-                             "barely learn", ctx)]
+        return [_found("vanishing-gradients", epoch, rows[0].layer,
+                       f"{rows[0].layer}'s weight gradients are {last / max(first, 1e-30):.3g}x smaller "
+                       f"than the output layer's (warned from {1 / GRADIENT_RATIO:g}x): the first layers "
+                       "barely learn")]
     return []
 
 
@@ -244,20 +223,20 @@ def raised_in_a_run_of(warning: dict, epochs: int) -> bool:
     return warning["code"] != "not-learning" or warning["epoch"] == learning_check_epoch(epochs)
 
 
-def learning_warnings(loss: float, n_classes: int, epoch: int, epochs: int, ctx: Context) -> list[HealthWarning]:
+def learning_warnings(loss: float, n_classes: int, epoch: int, epochs: int) -> list[HealthWarning]:
     """not-learning: the loss still near log(classes) after the check epoch."""
     chance = math.log(n_classes)
     threshold = NOT_LEARNING_SHARE * chance
     if epoch == learning_check_epoch(epochs) and loss > threshold:
-        return [_with_advice("not-learning", epoch, None,
-                             f"after {epoch} epoch{'s' if epoch != 1 else ''} the training loss is {loss:.3f}, "
-                             f"above {threshold:.3f} ({NOT_LEARNING_SHARE:g} x log({n_classes}); log({n_classes})"
-                             f" = {chance:.3f} is the loss of a constant guess)", ctx)]
+        return [_found("not-learning", epoch, None,
+                       f"after {epoch} epoch{'s' if epoch != 1 else ''} the training loss is {loss:.3f}, "
+                       f"above {threshold:.3f} ({NOT_LEARNING_SHARE:g} x log({n_classes}); log({n_classes})"
+                       f" = {chance:.3f} is the loss of a constant guess)")]
     return []
 
 
 def weight_warnings(rows: list[LayerHealth], init_rows: list[dict] | None, loss: float, n_classes: int,
-                    epoch: int, ctx: Context) -> list[HealthWarning]:
+                    epoch: int) -> list[HealthWarning]:
     """shrinking-weights: a layer's weight RMS fallen SHRINK_FACTOR below its init while the loss stays near log C.
 
     The seed's own symptom: with nothing to learn from (the signal vanished)
@@ -270,42 +249,63 @@ def weight_warnings(rows: list[LayerHealth], init_rows: list[dict] | None, loss:
     if not shrunk:
         return []
     first = shrunk[0]
-    return [_with_advice("shrinking-weights", epoch, None,
-                         f"the weights shrink towards zero while the loss stays near log({n_classes}): their RMS "
-                         f"fell {min(ratios[i] for i in shrunk):.2g}x or more in {len(shrunk)} of {len(rows)} layers "
-                         f"({rows[first].layer}: {init_rows[first]['weight_rms']:.3g} at init, "
-                         f"{rows[first].weight_rms:.3g} now; warned from {SHRINK_FACTOR:g}x)", ctx)]
+    return [_found("shrinking-weights", epoch, None,
+                   f"the weights shrink towards zero while the loss stays near log({n_classes}): their RMS "
+                   f"fell {min(ratios[i] for i in shrunk):.2g}x or more in {len(shrunk)} of {len(rows)} layers "
+                   f"({rows[first].layer}: {init_rows[first]['weight_rms']:.3g} at init, "
+                   f"{rows[first].weight_rms:.3g} now; warned from {SHRINK_FACTOR:g}x)")]
 
 
-def check_init(net: Network, x: Array, labels: Array, factor: float = SIGNAL_FACTOR, weight_decay: float = 0.0
-               ) -> tuple[list[LayerHealth], list[HealthWarning]]:
-    """The init check: per-layer health of the fresh net and what is already wrong with it."""
+def init_findings(net: Network, rows: list[LayerHealth], factor: float = SIGNAL_FACTOR) -> list[HealthWarning]:
+    """What the init check finds wrong in ``rows`` (the fresh net's health), without causes."""
+    return signal_warnings(net, rows, 0, factor) + unit_warnings(net, rows, 0) + gradient_warnings(rows, 0)
+
+
+def recommended_check(net: Network, x: Array, labels: Array, factor: float = SIGNAL_FACTOR
+                      ) -> tuple[str, float, list[str]]:
+    """The init check at the family's recommended init, for ``net``'s sizes: the init's name, its total
+    gain on ``x`` and the codes it raises. Fixed draws (seed 0): the answer is about the sizes, not a seed."""
+    name = recommended_init(net.activation.family)
+    fresh = init_network(list(net.sizes), net.activation.name, get_initializer(name), np.random.default_rng(0),
+                         dtype=net.dtype)
+    rows, _ = layer_health(fresh, x, labels)
+    return name, total_gain(rows), sorted({w.code for w in init_findings(fresh, rows, factor)})
+
+
+def check_init(net: Network, x: Array, labels: Array, factor: float = SIGNAL_FACTOR, ctx: Context | None = None,
+               inputs: Diagnosis | None = None) -> tuple[list[LayerHealth], list[HealthWarning]]:
+    """The init check: per-layer health of the fresh net and what is already wrong with it, with its cause.
+
+    ``inputs`` is the data check's finding, if it had one (the cause when the
+    recommended init fails as well). The recommended init is checked only
+    when this one fails: one more forward and backward pass of the probe.
+    """
     rows, _ = layer_health(net, x, labels)
-    signal = signal_warnings(net, rows, 0, factor, context_for(net, weight_decay))
-    ctx = context_for(net, weight_decay, scale_cause(signal, rows, 0))
-    return rows, signal + unit_warnings(net, rows, 0, ctx) + gradient_warnings(rows, 0, ctx)
+    found = init_findings(net, rows, factor)
+    if not found:
+        return rows, []
+    recommended = recommended_check(net, x, labels, factor)
+    diagnosis = diagnose_init([w.code for w in found], total_gain(rows), recommended, len(rows) - 1, inputs)
+    ctx = ctx or context_for(net)
+    return rows, [explain(w, diagnosis, ctx) for w in found]
 
 
 def check_epoch(net: Network, x: Array, labels: Array, epoch: int, train_loss: float, epochs: int,
-                factor: float = SIGNAL_FACTOR, weight_decay: float = 0.0, init_cause: str | None = None,
-                init_rows: list[dict] | None = None) -> tuple[list[LayerHealth], list[HealthWarning]]:
-    """Per-layer health after an epoch, and every warning that applies now.
+                factor: float = SIGNAL_FACTOR, init_rows: list[dict] | None = None
+                ) -> tuple[list[LayerHealth], list[HealthWarning]]:
+    """Per-layer health after an epoch, and every warning that applies now (without causes: those need the
+    run's history, see ``causes.diagnose_epoch``).
 
-    ``init_cause`` is the init check's scale finding (``scale_cause``), which
-    stays the cause of what follows it; ``init_rows`` are the init check's rows
-    (as dicts), the reference for shrinking weights.
+    ``init_rows`` are the init check's rows (as dicts), the reference for shrinking weights.
     """
     rows, logits = layer_health(net, x, labels)
-    signal = signal_warnings(net, rows, epoch, factor, context_for(net, weight_decay))
-    ctx = context_for(net, weight_decay, init_cause or scale_cause(signal, rows, epoch))
     n_classes = net.sizes[-1]
     warnings = (
-        signal + unit_warnings(net, rows, epoch, ctx) + output_warnings(logits, epoch, ctx)
-        + gradient_warnings(rows, epoch, ctx) + learning_warnings(train_loss, n_classes, epoch, epochs, ctx)
-        + weight_warnings(rows, init_rows, train_loss, n_classes, epoch, ctx)
+        signal_warnings(net, rows, epoch, factor) + unit_warnings(net, rows, epoch) + output_warnings(logits, epoch)
+        + gradient_warnings(rows, epoch) + learning_warnings(train_loss, n_classes, epoch, epochs)
+        + weight_warnings(rows, init_rows, train_loss, n_classes, epoch)
     )
     return rows, warnings
-
 
 
 def gain_products(nets: list[Network], x: Array) -> list[float]:

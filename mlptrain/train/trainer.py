@@ -34,8 +34,10 @@ from mlptrain.nn.network import (
 )
 from mlptrain.nn.optimizers import Hyper, load_state, make_optimizer
 from mlptrain.nn.schedules import ScheduleParams, lr_at
-from mlptrain.train.advice import SCALE_CODES, advise, describe_cause
+from mlptrain.train.advice import Context, advise, explain
 from mlptrain.train.batches import BatchSource
+from mlptrain.train.causes import diagnose_divergence, diagnose_run_epoch, earlier_cause, loss_stats
+from mlptrain.train.datacheck import check_data
 from mlptrain.train.diagnostics import (
     EVENT_CODES,
     HealthWarning,
@@ -74,6 +76,7 @@ class Progress:
     stop_reason: str | None = None
     warnings: list[dict[str, Any]] = field(default_factory=list)  # HealthWarning.as_dict(), first sightings
     init_health: list[dict[str, float]] = field(default_factory=list)
+    inputs: dict[str, float] = field(default_factory=dict)  # the data check's statistics of the training images
 
 
 def check_fits_data(config: Config, data: Dataset) -> None:
@@ -157,12 +160,9 @@ class Trainer:
         self._reported = 0  # how many of progress.warnings the caller has seen
         self.batch_loss = math.nan  # the last training batch's loss, for a batch callback that records it
 
-    def _probe(self) -> tuple[Array, Array]:
-        return gather_batch(self.data.train_images, self.probe, self.net.dtype), self.data.train_labels[self.probe]
-
     def probe_batch(self) -> tuple[Array, Array]:
         """The diagnostics' probe batch: images ``(n, pixels)`` as floats of the net's dtype, and labels."""
-        return self._probe()
+        return gather_batch(self.data.train_images, self.probe, self.net.dtype), self.data.train_labels[self.probe]
 
     def train_batch(self, indices: Array, lr: float) -> float:
         """One optimizer step on training images ``indices`` at ``lr``, the epoch loop's own; the batch loss.
@@ -173,25 +173,25 @@ class Trainer:
             loss, _ = self._train_epoch(np.asarray(indices), lr, None)
         return loss
 
+    def context(self) -> Context:
+        """What the advice depends on: the net's activation and sizes, the decay, the (peak) lr, the bias init."""
+        return context_for(self.net, self.config.weight_decay, self.config.lr, self.config.bias_init)
+
     def check_init(self) -> list[LayerHealth]:
-        """Run the init check on the probe batch; its warnings join ``progress.warnings`` (epoch 0)."""
-        rows, warnings = check_init(self.net, *self._probe(), self.config.signal_factor, self.config.weight_decay)
+        """Run the data check and the init check; their warnings join ``progress.warnings`` (epoch 0)."""
+        x, labels = self.probe_batch()
+        self.progress.inputs, data_warnings = check_data(self.data.train_images, x, self.data.image_shape,
+                                                         self.context())
+        rows, warnings = check_init(self.net, x, labels, self.config.signal_factor, self.context(),
+                                    earlier_cause([w.as_dict() for w in data_warnings]))
         self.progress.init_health = [vars(r) for r in rows]
-        self._add_warnings(warnings)
+        self._add_warnings(data_warnings + warnings)
         return rows
 
-    def init_cause(self) -> str | None:
-        """The init check's scale finding (vanishing or exploding signal), named for later warnings' advice."""
-        for w in self.progress.warnings:
-            if w["epoch"] == 0 and w["code"] in SCALE_CODES:
-                gain = math.prod(row["gain"] for row in self.progress.init_health)
-                return describe_cause(w["code"], gain, 0)
-        return None
-
     def diverged(self, epoch: int, what: str) -> DivergedError:
-        """The error for a loss or weights gone NaN/inf, with the advice that fits this run's cause."""
-        ctx = context_for(self.net, self.config.weight_decay, self.init_cause())
-        return DivergedError(epoch, what, advise("diverged", ctx))
+        """The error for a loss or weights gone NaN/inf, with its cause and the advice for it."""
+        diagnosis = diagnose_divergence(earlier_cause(self.progress.warnings), what, self.context())
+        return DivergedError(epoch, what, advise(diagnosis, self.context()), diagnosis.cause, diagnosis.evidence)
 
     def add_warning(self, warning: HealthWarning) -> None:
         self._add_warnings([warning])
@@ -239,25 +239,31 @@ class Trainer:
         # Entries that decayed below float32's smallest normal would slow every later epoch (nn.subnormals).
         self.optimizer.flush(self.net.parameters())
         self._check_finite(epoch)
-        metrics: Metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
+        metrics: Metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                            **loss_stats(self.batch_losses, self.data.n_classes)}
         if len(self.split.val):
             val = evaluate(self.net, self.data.train_images[self.split.val], self.data.train_labels[self.split.val])
             metrics.update(val_loss=val.loss, val_acc=val.accuracy)
         metrics.update(lr=lr, seconds=time.perf_counter() - started)
-        metrics["layers"] = self._health(epoch, train_loss, before)
+        metrics["layers"] = self._health(metrics, before)
         self._record(metrics)
         return metrics
 
-    def _health(self, epoch: int, train_loss: float, before: list[Array]) -> list[dict[str, float]]:
-        """Per-layer health on the probe batch, plus each layer's update-to-weight ratio over the epoch."""
-        rows, warnings = check_epoch(self.net, *self._probe(), epoch, train_loss, self.config.epochs,
-                                     self.config.signal_factor, self.config.weight_decay, self.init_cause(),
-                                     self.progress.init_health)
-        self._add_warnings(warnings, epoch)
+    def _health(self, metrics: Metrics, before: list[Array]) -> list[dict[str, float]]:
+        """Per-layer health, with each layer's update-to-weight ratio over the epoch; the warnings, with their cause."""
+        epoch, train_loss = int(metrics["epoch"]), float(metrics["train_loss"])
+        rows, warnings = check_epoch(self.net, *self.probe_batch(), epoch, train_loss, self.config.epochs,
+                                     self.config.signal_factor, self.progress.init_health)
         health = []
         for row, old, new in zip(rows, before, self.net.weights):
             change = float(np.sqrt(np.mean(np.square(new - old, dtype=np.float64))))
             health.append(vars(row) | {"update_ratio": change / row.weight_rms if row.weight_rms else 0.0})
+        if warnings:
+            p, ctx = self.progress, self.context()
+            diagnosis = diagnose_run_epoch(p.warnings, [*p.history, metrics | {"layers": health}], p.init_health,
+                                           self.data.n_classes, ctx)
+            warnings = [explain(w, diagnosis, ctx) for w in warnings]
+        self._add_warnings(warnings, epoch)
         return health
 
     def _check_finite(self, epoch: int) -> None:
@@ -270,6 +276,7 @@ class Trainer:
         params = net.parameters()
         n_batches = -(-len(order) // config.batch_size)
         loss_sum = correct = 0.0
+        losses = self.batch_losses = np.empty(n_batches)  # each step's loss: the evidence of spikes (causes)
         for b, (indices, x, labels) in enumerate(self.batches.batches(order, self.optimizer.steps)):
             masks = None
             if config.dropout or config.input_dropout:
@@ -284,6 +291,7 @@ class Trainer:
             if config.max_norm is not None:
                 apply_max_norm(net, config.max_norm)
             loss_sum += loss * len(indices)
+            losses[b] = loss
             correct += int(np.count_nonzero(logits.argmax(axis=1) == labels))
             self.batch_loss = loss
             if on_batch:
@@ -371,6 +379,7 @@ def _checked_progress(saved: dict[str, Any], epochs: int) -> Progress:
         and type(progress.stale_epochs) is int
         and (progress.stop_reason is None or isinstance(progress.stop_reason, str))
         and isinstance(progress.warnings, list) and isinstance(progress.init_health, list)
+        and isinstance(progress.inputs, dict)
     )
     if not ok:
         raise ValueError("its saved training state has fields of the wrong type or range")

@@ -1,8 +1,10 @@
-"""``fit --dry-run``: build the run as ``fit`` would, check the init, take one training step, keep nothing.
+"""``fit --dry-run``: build the run as ``fit`` would, check the data and the init, take one step, keep nothing.
 
 The trainer is the real one (same seed streams, probe batch and optimizer), so
 the init table is the one the run would record and the step is the run's first
-step on its first batch. Nothing is written: the caller prints the result.
+step on its first batch. A step that raises its batch's loss (a gradient step
+small enough lowers it) or makes it non-finite is a warning with its cause, as
+the checks' findings are. Nothing is written: the caller prints the result.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from mlptrain.data.loading import Dataset, gather_batch
 from mlptrain.errors import DivergedError
 from mlptrain.nn.network import forward, softmax_cross_entropy
 from mlptrain.nn.schedules import lr_at
+from mlptrain.train.advice import explain
+from mlptrain.train.causes import diagnose_step, earlier_cause
 from mlptrain.train.diagnostics import HealthWarning, LayerHealth
 from mlptrain.train.trainer import Trainer, schedule_params
 
@@ -33,7 +37,8 @@ class DryRun:
     loss_before: float
     loss_after: float  # nan when the step diverged
     chance_loss: float  # log(classes): a constant guess
-    seconds: float  # set-up, init check and step (data loading not included)
+    seconds: float  # set-up, checks and step (data loading not included)
+    inputs: dict[str, float]  # the data check's statistics of the training images
 
     @property
     def verdict(self) -> str:
@@ -42,8 +47,10 @@ class DryRun:
                 f"(a constant guess: {self.chance_loss:.4f})")
         if self.warnings:
             codes = ", ".join(sorted({w["code"] for w in self.warnings}))
-            return f"verdict: fix before training: {len(self.warnings)} warning(s) ({codes}); {step}"
-        return f"verdict: ready to train: the init check passed; {step}"
+            causes = ", ".join(dict.fromkeys(w["cause"] for w in self.warnings if w.get("cause")))
+            return (f"verdict: fix before training: {len(self.warnings)} warning(s) ({codes}; cause: {causes}); "
+                    f"{step}")
+        return f"verdict: ready to train: the data and init checks passed and the step lowered the loss; {step}"
 
 
 def dry_run(config: Config, data: Dataset) -> DryRun:
@@ -60,10 +67,20 @@ def dry_run(config: Config, data: Dataset) -> DryRun:
         if not math.isfinite(after):
             raise trainer.diverged(1, f"the loss became {after} after the first step")
     except DivergedError as exc:
-        trainer.add_warning(HealthWarning("diverged", 1, None, f"{exc}"))
+        trainer.add_warning(HealthWarning("diverged", 1, None, f"{exc}", cause=exc.cause, evidence=exc.evidence))
         after = math.nan
+    if after > before:
+        trainer.add_warning(_rising(trainer, before, after))
     return DryRun(rows, trainer.progress.warnings, lr, before, after, math.log(data.n_classes),
-                  time.perf_counter() - started)
+                  time.perf_counter() - started, trainer.progress.inputs)
+
+
+def _rising(trainer: Trainer, before: float, after: float) -> HealthWarning:
+    """rising-loss: the first step raised its own batch's loss, with the cause the evidence points to."""
+    found = HealthWarning("rising-loss", 1, None, f"the first step raised its batch's loss from {before:.4f} "
+                                                  f"to {after:.4f}")
+    diagnosis = diagnose_step(earlier_cause(trainer.progress.warnings), before, after, trainer.context())
+    return explain(found, diagnosis, trainer.context())
 
 
 def _batch_loss(trainer: Trainer, batch: np.ndarray) -> float:
