@@ -56,6 +56,16 @@ def test_version_and_python_m(runner: CliRunner) -> None:
     assert done.returncode == 0 and "fit" in done.stdout
 
 
+@pytest.mark.parametrize("args, hint", [(["fitt"], "No such command 'fitt'. Did you mean 'fit'?"),
+                                        (["init-scn"], "No such command 'init-scn'. Did you mean 'init-scan'?"),
+                                        (["data", "lst"], "No such command 'lst'. Did you mean 'list'?"),
+                                        (["zzz"], "No such command 'zzz'.\n")])
+def test_a_mistyped_command_gets_the_close_one_suggested(args: list[str], hint: str) -> None:
+    # A fresh process: in this one, earlier tests have imported the lazy commands the group suggests from.
+    done = subprocess.run([sys.executable, "-m", "mlptrain", *args], capture_output=True, text=True)
+    assert done.returncode == 2 and f"Error: {hint}" in done.stderr, done.stderr
+
+
 def test_fit_writes_a_complete_run_and_eval_agrees(runner: CliRunner, tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = fit(runner, tiny, out)
