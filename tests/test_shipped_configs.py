@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from mlptrain.cli import cli
 from mlptrain.config import build_config, default_init
-from mlptrain.configfile import find_config, is_sweep_spec, load_config_file, shipped_configs
+from mlptrain.configfile import describe_config, find_config, is_sweep_spec, load_config_file, shipped_configs
 
 from synthetic import write_dataset
 
@@ -28,6 +28,28 @@ def test_every_shipped_config_is_valid_and_described() -> None:
         assert path.read_text().startswith("#"), f"{name}: start with a comment saying what it is for"
         if not is_sweep_spec(values):
             default_init(build_config(values))
+
+
+def test_configs_list_shows_each_descriptions_whole_first_sentence() -> None:
+    result = CliRunner().invoke(cli, ["configs", "list"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0
+    listing = " ".join(result.output.split())
+    for name, path in shipped_configs().items():
+        kind, about = describe_config(path)
+        assert about[-1] in ".?!" and len(about) > 40, f"{name}: {about!r} is cut"
+        assert f"{name} {kind} {about}" in listing
+    assert describe_config(shipped_configs()["original-problem"])[1] == (
+        "The question mlptrain grew out of: ReLU units with a tiny uniform initial-weight scale.")
+    assert max(map(len, result.output.splitlines()[:-1])) <= 100  # wrapped to the terminal, at most 100 wide
+
+
+def test_a_description_is_the_leading_comments_first_sentence(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("# Wider layers (Simard et al.'s net) at lr 0.1: about\n# 98.5%. Then more.\n"
+                      "# mlptrain fit --config c.yaml\nepochs: 1\n")
+    assert describe_config(config) == ("run", "Wider layers (Simard et al.'s net) at lr 0.1: about 98.5%.")
+    config.write_text("# No full stop\n#\n# another paragraph.\nepochs: 1\n")
+    assert describe_config(config) == ("run", "No full stop")
 
 
 def test_the_checkout_configs_folder_is_the_shipped_one() -> None:
@@ -53,7 +75,8 @@ def test_configs_lists_and_shows(tmp_path: Path) -> None:
     runner = CliRunner()
     listed = runner.invoke(cli, ["configs"])
     assert listed.exit_code == 0 and listed.output == runner.invoke(cli, ["configs", "list"]).output
-    rows = {line.split()[0]: line.split()[1] for line in listed.output.splitlines()[:-1]}
+    rows = {line.split()[0]: line.split()[1] for line in listed.output.splitlines()[:-1]
+            if not line.startswith(" ")}  # a long description wraps onto indented lines
     assert rows["original-problem"] == "run" and rows["sweep-init-scale"] == "sweep"
     shown = runner.invoke(cli, ["configs", "show", "original-problem"])
     assert shown.exit_code == 0 and shown.output == shipped_configs()["original-problem"].read_text()
