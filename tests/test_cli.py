@@ -332,3 +332,5 @@ def test_best_epoch_is_a_percentage_and_one_epoch_reads_right(runner: CliRunner,
                                  "--out", str(tmp_path / "run")])
     assert "stopped: completed its one epoch" in result.stdout
     assert re.search(r"best epoch: 1 \(val acc \d+\.\d\d%\)", result.stdout), result.stdout
+    inspected = runner.invoke(cli, ["inspect", str(tmp_path / "run")])
+    assert re.search(r"^training .*, batch \d+, 1 epoch$", inspected.stdout, re.M), inspected.stdout
