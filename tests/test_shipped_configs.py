@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -50,6 +51,17 @@ def test_a_description_is_the_leading_comments_first_sentence(tmp_path: Path) ->
     assert describe_config(config) == ("run", "Wider layers (Simard et al.'s net) at lr 0.1: about 98.5%.")
     config.write_text("# No full stop\n#\n# another paragraph.\nepochs: 1\n")
     assert describe_config(config) == ("run", "No full stop")
+
+
+def test_the_validation_accuracy_a_config_states_is_its_benchmark_rows() -> None:
+    rows = {row["name"]: row for row in json.loads((ROOT / "benchmarks" / "RESULTS.json").read_text())}
+    checked = []
+    for name, path in shipped_configs().items():
+        said = [line for line in path.read_text().splitlines() if line.startswith("#") and "this file" in line]
+        if name in rows and said:
+            assert f"best val {rows[name]['best_val']:.2%}" in said[0], f"{name}: {said[0]}"
+            checked.append(name)
+    assert len(checked) >= 4, checked
 
 
 def test_the_checkout_configs_folder_is_the_shipped_one() -> None:
