@@ -40,6 +40,9 @@ def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path) -> None:
 
     sweeps = [path for path in run_dirs if is_sweep_dir(path)]
     out_given = ctx.get_parameter_source("out") is not click.core.ParameterSource.DEFAULT
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"{out}: there is no directory {out.parent}; create it, or choose another --out",
+                                 param_hint="--out")
     if out_given and sweeps:
         raise Failure(f"--out {out} is for the learning curves of runs, and {sweeps[0]} is a sweep: its plots go "
                       "into its directory; plot it without --out", 1)
