@@ -27,8 +27,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
-# Trains the shipped best configs, the MNIST candidates and a few plain ones (about 40 minutes on 2 cores);
-# writes benchmarks/RESULTS.md. DATA_ROOT holds mnist/ and fashion-mnist/ (.gz files).
+# Trains the shipped best configs, the candidates and a few plain ones, 14 entries (about two hours on
+# 2 cores: the 13 rows of benchmarks/RESULTS.md took 93 minutes together, and fashion-augment-candidate-ls,
+# an 80-epoch run like fashion-augment, takes about 21 more); writes benchmarks/RESULTS.md. One entry:
+# python benchmarks/accuracy.py --only NAME. DATA_ROOT holds mnist/ and fashion-mnist/ (.gz files).
 DATA_ROOT ?= ../shared/data
 bench-accuracy: $(VENV)/.installed
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/accuracy.py --data-root $(DATA_ROOT)
@@ -59,10 +61,12 @@ lint: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet ruff
 	$(BIN)/ruff check mlptrain tests scripts benchmarks
 
-# The generated docs pages (docs/cli.md, the tables of docs/config.md and docs/data.md) from the code;
-# tests/test_docs.py fails when the committed ones are stale.
+# The generated docs (docs/cli.md, the marked tables, and the console blocks marked <!-- docs-gen: console … -->,
+# made by running their commands; those on real MNIST need DATA_ROOT/mnist, and the ones that train take
+# minutes: DOCS_GEN_FLAGS=--no-slow leaves them); tests/test_docs.py fails when the committed ones are stale.
+DOCS_GEN_FLAGS ?=
 docs-gen: $(VENV)/.installed
-	$(BIN)/python scripts/gen_docs.py
+	MLPTRAIN_SHARED_DATA=$(abspath $(DATA_ROOT)) $(BIN)/python scripts/gen_docs.py $(DOCS_GEN_FLAGS)
 
 # The docs site into site/ with the docs extra (MkDocs); --strict: a broken link or missing page fails.
 $(VENV)/.docs-installed: pyproject.toml | $(VENV)/.installed
@@ -70,7 +74,7 @@ $(VENV)/.docs-installed: pyproject.toml | $(VENV)/.installed
 	touch $@
 
 docs: $(VENV)/.docs-installed
-	$(BIN)/python scripts/gen_docs.py --check
+	MLPTRAIN_SHARED_DATA=$(abspath $(DATA_ROOT)) $(BIN)/python scripts/gen_docs.py --check
 	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:

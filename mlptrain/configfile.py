@@ -127,10 +127,29 @@ def shipped_config(name: str) -> Path:
 
 
 def describe_config(path: Path) -> tuple[str, str]:
-    """(``run`` or ``sweep``, the first line of the file's leading comment) for ``mlptrain configs list``."""
+    """(``run`` or ``sweep``, the first sentence of the file's leading comment) for ``mlptrain configs list``."""
     text = path.read_text(encoding="utf-8")
-    comment = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
-    return ("sweep" if is_sweep_spec(load_config_file(path)) else "run"), comment
+    return ("sweep" if is_sweep_spec(load_config_file(path)) else "run"), first_sentence(leading_paragraph(text))
+
+
+def leading_paragraph(text: str) -> str:
+    """The comment lines a YAML file opens with, joined, up to a blank ``#`` line, an indented line or the
+    ``mlptrain …`` line that shows how to use it."""
+    words = []
+    for line in text.splitlines():
+        body = line[1:] if line.startswith("#") else None
+        if body is None or not body.strip() or body.startswith("  ") or body.strip().startswith("mlptrain "):
+            break
+        words.append(body.strip())
+    return " ".join(words)
+
+
+def first_sentence(text: str) -> str:
+    """``text`` up to the first ``.``, ``?`` or ``!`` followed by a space (or the end): all of it if none."""
+    import re
+
+    match = re.match(r"(.*?[.?!])(\s|$)", text)
+    return match.group(1) if match else text
 
 
 def is_sweep_spec(values: dict[str, Any]) -> bool:

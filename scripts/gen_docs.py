@@ -4,15 +4,15 @@
     python scripts/gen_docs.py --check   exit 1, naming the stale files, when they differ from the code
 
 docs/cli.md is generated whole from the Click commands (usage, help text, examples,
-options with their defaults, choices and environment variables). docs/config.md,
-docs/data.md, docs/augmentation.md and docs/predict.md are hand-written prose with
-generated tables between marker lines:
+options with their defaults, choices and environment variables). docs/config.md, docs/data.md and the
+others in MARKED_PAGES are hand-written prose with generated tables between marker lines:
 
     <!-- BEGIN GENERATED: fields -->  …  <!-- END GENERATED: fields -->
 
 filled from ``mlptrain.config.FIELDS``, the tables in ``mlptrain/nn`` (the activations' ONNX forms
-included), ``DATASETS`` and ``CAUSES``. ``make docs-gen`` runs this script; tests/test_docs.py fails
-when the committed pages are stale.
+included), ``DATASETS``, ``CAUSES`` and the package's docstring. The ```console blocks of README.md and
+docs/*.md marked ``<!-- docs-gen: console -->`` are made by running their commands (scripts/docs_console.py
+says how). ``make docs-gen`` runs this script; tests/test_docs.py fails when the committed pages are stale.
 Standard library, Click and mlptrain only: no docs dependency is needed to generate.
 """
 
@@ -32,7 +32,8 @@ CLI_PAGE = ROOT / "docs" / "cli.md"
 CONFIG_PAGE = ROOT / "docs" / "config.md"
 # Hand-written pages with generated tables:
 MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md", ROOT / "docs" / "predict.md",
-                ROOT / "docs" / "diagnostics.md"]
+                ROOT / "docs" / "diagnostics.md", ROOT / "README.md", ROOT / "docs" / "development.md"]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # where console blocks may be
 REGENERATE = "make docs-gen"  # what the staleness test tells you to run
 WIDTH = 100  # fixed help width, so the page does not depend on the terminal
 
@@ -287,8 +288,17 @@ def causes_table() -> list[str]:
                   [[f"`{name}`", cause.meaning, RULES[name]] for name, cause in CAUSES.items()])
 
 
+def layers_block() -> list[str]:
+    """The package's parts, bottom to top, as ``mlptrain/__init__.py``'s docstring lists them."""
+    import mlptrain
+
+    parts = [line[4:] for line in mlptrain.__doc__.splitlines() if line.startswith("    ") and line.strip()]
+    return ["```text", *parts, "```"]
+
+
 TABLES: dict[str, Callable[[], list[str]]] = {
     "causes": causes_table,
+    "layers": layers_block,
     "augmentations": augmentations_table,
     "datasets": datasets_table,
     "fields": fields_table,
@@ -312,11 +322,11 @@ def render_marked(page: Path, text: str) -> str:
     return _BLOCK.sub(fill, text)
 
 
-# --- the two modes -------------------------------------------------------------------------
+# --- writing and checking -------------------------------------------------------------------------
 
 
 def expected_pages() -> dict[Path, str]:
-    """Each generated page and the text it should have now."""
+    """Each page with generated tables and the text it should have now (console blocks aside)."""
     pages = {CLI_PAGE: render_cli()}
     for page in MARKED_PAGES:
         pages[page] = render_marked(page, page.read_text(encoding="utf-8"))
@@ -328,21 +338,61 @@ def stale_pages() -> list[Path]:
             if not path.exists() or path.read_text(encoding="utf-8") != text]
 
 
+def _console():
+    """scripts/docs_console.py, beside this script (which may be loaded from a file, as the tests do)."""
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
+    import docs_console
+
+    return docs_console
+
+
+CONSOLE_KINDS = ("scratch", "mnist", "slow")
+
+
+def console_pages(pages: dict[Path, str], kinds: tuple[str, ...] = CONSOLE_KINDS
+                  ) -> tuple[dict[Path, str], list[str]]:
+    """``pages`` (path -> text; the other pages read from disk) with their console blocks of ``kinds``
+    refreshed, and ``page:line`` of each stale block (see scripts/docs_console.py)."""
+    import tempfile
+
+    console = _console()
+    texts = {path: pages.get(path) or path.read_text(encoding="utf-8") for path in [*pages, *PAGES]}
+    out, stale = dict(pages), []
+    with tempfile.TemporaryDirectory(prefix="mlptrain-docs-") as scratch:
+        for path, text in texts.items():
+            if console.has_blocks(text):
+                out[path], lines = console.refresh(text, Path(scratch), kinds)
+                stale += [f"{path.relative_to(ROOT)}:{line}" for line in lines]
+    return out, stale
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale pages (exit 1 if any)")
+    parser.add_argument("--no-console", action="store_true", help="leave the console blocks alone (fast)")
+    parser.add_argument("--no-slow", action="store_true", help="leave the console blocks that train alone")
     args = parser.parse_args(argv)
+    pages, stale_blocks = expected_pages(), []
+    if not args.no_console:  # the slow blocks train: regenerated, never checked
+        kinds = ("scratch", "mnist") if args.check or args.no_slow else CONSOLE_KINDS
+        pages, stale_blocks = console_pages(pages, kinds)
     if args.check:
-        stale = stale_pages()
+        stale = [path for path, text in pages.items() if not path.exists() or path.read_text(encoding="utf-8") != text]
         for path in stale:
             print(f"stale: {path.relative_to(ROOT)} (regenerate: {REGENERATE})", file=sys.stderr)
+        for where in stale_blocks:
+            print(f"stale console block: {where}", file=sys.stderr)
         return 1 if stale else 0
-    for path, text in expected_pages().items():
+    for path, text in pages.items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             temporary = path.with_name(path.name + ".tmp")
             temporary.write_text(text, encoding="utf-8")
             os.replace(temporary, path)  # never a half-written page
             print(f"wrote {path.relative_to(ROOT)}")
+    if not args.no_console and _console().mnist_mirror() is None:
+        print(f"real MNIST not found in {_console().SHARED_DATA} (set MLPTRAIN_SHARED_DATA): the console blocks "
+              "run on it were left as they are", file=sys.stderr)
     return 0
 
 

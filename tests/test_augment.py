@@ -145,6 +145,34 @@ def test_elastic_moves_pixels_by_about_a_pixel_with_the_papers_settings() -> Non
     assert 0.05 < np.median(moved) < 3  # a wobble, not a jump across the frame
 
 
+@pytest.mark.parametrize("after", ["affine:rotate=15:scale=0.1:shear=10:translate=2", "shift:pixels=3",
+                                   "hflip:probability=1"])
+def test_elastic_listed_first_distorts_the_image_and_the_next_one_moves_the_result(after: str) -> None:
+    """``elastic,X``: X samples elastic's output, so each pixel takes elastic's displacement at the point X
+    samples (read between pixels, bilinearly), not at the pixel's own place."""
+    n, size, elastic = 3, 28, "elastic:alpha=34:sigma=4"
+    both = augment._sampling_grid(n, (size, size), augment._warps_last_first((elastic, after)),
+                                  np.random.default_rng(5))
+    rng = np.random.default_rng(5)  # the same draws, one map at a time: the last listed is drawn first
+    moved = augment._sampling_grid(n, (size, size), augment._warps_last_first((after,)), rng)
+    warped = augment._sampling_grid(n, (size, size), augment._warps_last_first((elastic,)), rng)
+    pixels = np.mgrid[:size, :size]
+
+    def displacement(axis: int, i: int, r: float, c: float) -> float:  # elastic's, edge values beyond the frame
+        r, c = min(max(r, 0.0), size - 1.0), min(max(c, 0.0), size - 1.0)
+        y0, x0 = min(int(r), size - 2), min(int(c), size - 2)
+        field = warped[axis][i].astype(np.float64) - pixels[axis]
+        a, b = r - y0, c - x0
+        return ((1 - a) * ((1 - b) * field[y0, x0] + b * field[y0, x0 + 1])
+                + a * ((1 - b) * field[y0 + 1, x0] + b * field[y0 + 1, x0 + 1]))
+
+    for axis in (0, 1):
+        expected = np.array([moved[axis][i, y, x] + displacement(axis, i, moved[0][i, y, x], moved[1][i, y, x])
+                             for i, y, x in np.ndindex(n, size, size)]).reshape(n, size, size)
+        np.testing.assert_allclose(both[axis], expected, atol=2e-4)
+    assert np.abs(warped[0] - pixels[0]).max() > 1  # a displacement that matters where it is read
+
+
 def test_the_same_seed_and_step_give_the_same_batch() -> None:
     images, specs = digits(20), ("affine:rotate=15:scale=0.1:shear=5:translate=2", "elastic:alpha=34:sigma=4")
     np.testing.assert_array_equal(run(images, specs, step=5), run(images, specs, step=5))

@@ -57,6 +57,16 @@ def test_version_and_python_m(runner: CliRunner) -> None:
     assert done.returncode == 0 and "fit" in done.stdout
 
 
+@pytest.mark.parametrize("args, hint", [(["fitt"], "No such command 'fitt'. Did you mean 'fit'?"),
+                                        (["init-scn"], "No such command 'init-scn'. Did you mean 'init-scan'?"),
+                                        (["data", "lst"], "No such command 'lst'. Did you mean 'list'?"),
+                                        (["zzz"], "No such command 'zzz'.\n")])
+def test_a_mistyped_command_gets_the_close_one_suggested(args: list[str], hint: str) -> None:
+    # A fresh process: in this one, earlier tests have imported the lazy commands the group suggests from.
+    done = subprocess.run([sys.executable, "-m", "mlptrain", *args], capture_output=True, text=True)
+    assert done.returncode == 2 and f"Error: {hint}" in done.stderr, done.stderr
+
+
 def test_fit_writes_a_complete_run_and_eval_agrees(runner: CliRunner, tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = fit(runner, tiny, out)
@@ -317,6 +327,9 @@ def test_plot_out_with_one_run_writes_it_and_a_file_is_not_a_run(runner: CliRunn
     result = runner.invoke(cli, ["plot", str(run), "--out", str(tmp_path / "single.png")])
     assert result.exit_code == 0 and (tmp_path / "single.png").read_bytes()[:4] == b"\x89PNG"
     assert f"wrote {tmp_path / 'single.png'}" in result.output
+    assert not list(run.glob("*.png"))  # --out writes that file only
+    result = runner.invoke(cli, ["plot", str(run), "--out", str(tmp_path / "no-such-dir" / "x.png")])
+    assert result.exit_code == 2 and "there is no directory" in result.stderr and "Traceback" not in result.output
     result = runner.invoke(cli, ["plot", str(run / "config.yaml")])
     assert result.exit_code == 1 and "is a file, not a run directory" in result.stderr
 
@@ -326,3 +339,5 @@ def test_best_epoch_is_a_percentage_and_one_epoch_reads_right(runner: CliRunner,
                                  "--out", str(tmp_path / "run")])
     assert "stopped: completed its one epoch" in result.stdout
     assert re.search(r"best epoch: 1 \(val acc \d+\.\d\d%\)", result.stdout), result.stdout
+    inspected = runner.invoke(cli, ["inspect", str(tmp_path / "run")])
+    assert re.search(r"^training .*, batch \d+, 1 epoch$", inspected.stdout, re.M), inspected.stdout

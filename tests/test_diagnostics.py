@@ -192,18 +192,24 @@ def _is_png(path: Path) -> bool:
     return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
 
 
-def test_plot_writes_valid_pngs_and_a_comparison(tiny: Path, tmp_path: Path) -> None:
+def test_plot_writes_valid_pngs_and_a_comparison(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
     for name, extra in (("a", []), ("b", ["--activation", "logistic"])):
         assert runner.invoke(cli, ["fit", "--dataset", str(tiny), *FIT, "--out", str(tmp_path / name), *extra]
                              ).exit_code == 0
     runner.invoke(cli, ["eval", str(tmp_path / "a")])
-    result = runner.invoke(cli, ["plot", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c.png")])
+    monkeypatch.chdir(tmp_path)  # where the comparison goes without --out
+    result = runner.invoke(cli, ["plot", str(tmp_path / "a"), str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
     for path in [tmp_path / "a" / "curves.png", tmp_path / "a" / "health.png", tmp_path / "a" / "confusion.png",
-                 tmp_path / "b" / "curves.png", tmp_path / "c.png"]:
+                 tmp_path / "b" / "curves.png", tmp_path / "comparison.png"]:
         assert _is_png(path), path
     assert not (tmp_path / "b" / "confusion.png").exists()  # b was never evaluated
+    for png in tmp_path.rglob("*.png"):
+        png.unlink()
+    result = runner.invoke(cli, ["plot", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c.png")])
+    assert result.exit_code == 0 and result.output == f"wrote {tmp_path / 'c.png'}\n", result.output
+    assert _is_png(tmp_path / "c.png") and list(tmp_path.rglob("*.png")) == [tmp_path / "c.png"]  # only what --out asks
 
 
 def test_plot_refuses_a_run_without_epochs(tmp_path: Path) -> None:

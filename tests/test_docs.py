@@ -247,6 +247,66 @@ def test_generated_pages_are_up_to_date() -> None:
                        "regenerate them with: make docs-gen")
 
 
+# --- console blocks made by running their commands (scripts/docs_console.py) ----------------------
+
+
+def _console():
+    _load_generator()  # puts scripts/ on sys.path
+    import docs_console
+
+    return docs_console
+
+
+def test_console_blocks_show_what_their_commands_print() -> None:
+    _, stale = _load_generator().console_pages({}, kinds=("scratch",))
+    assert not stale, f"console blocks that no longer show what their commands print: {', '.join(stale)}; " \
+                      "regenerate them with: make docs-gen"
+    marked = [page.name for page in DOC_FILES if _console().has_blocks(page.read_text(encoding="utf-8"))]
+    assert {"README.md", "index.md", "completion.md"} <= set(marked), marked
+
+
+@pytest.mark.realdata
+def test_console_blocks_run_on_mnist_still_read_the_same() -> None:
+    if _console().mnist_mirror() is None:
+        pytest.skip(f"real MNIST not found in {_console().SHARED_DATA} (set MLPTRAIN_SHARED_DATA)")
+    _, stale = _load_generator().console_pages({}, kinds=("mnist",))
+    assert not stale, f"console blocks run on MNIST whose wording changed: {', '.join(stale)}; " \
+                      "regenerate them with: make docs-gen"
+
+
+def test_a_console_block_is_rewritten_when_its_output_changes(tmp_path: Path) -> None:
+    console = _console()
+    page = ("Text.\n\n<!-- docs-gen: console; before: printf 'batch_size: 0\\n' > my.yaml -->\n"
+            "<!-- docs-test: usage-error -->\n```console\n$ cat my.yaml\nbatch_size: 1\n\n$ echo 'a 1.5'\na 1.5\n```\n"
+            "<!-- docs-gen: console -->\n\n```console\n$ echo stale\n```\n"  # a blank line: the marker is not its
+            "<!-- docs-gen: console -->\n```text\n$ echo stale\n```\n")  # not a console block
+    text, stale = console.refresh(page, tmp_path, kinds=("scratch",))
+    assert stale == [5] and text == page.replace("batch_size: 1", "batch_size: 0")
+    assert console.refresh(text, tmp_path, kinds=("scratch",)) == (text, [])
+
+
+def test_a_rewritten_excerpt_keeps_its_cut() -> None:
+    step = _console().Step
+    assert step("x", False, ["a", "  …", "z"]).lines(["1", "2", "3", "4"]) == ["$ x", "1", "  …", "4"]
+    assert step("x", True, ["a", "b", "…"]).lines(["1", "2", "3", "4"]) == ["", "$ x", "1", "2", "…"]
+    assert step("x", False, ["a", "…", "z"]).lines(["1", "2"]) == ["$ x", "1", "2"]  # nothing left to cut
+    assert step("x", False, ["a"]).lines(["1", "2"]) == ["$ x", "1", "2"]
+
+
+@pytest.mark.parametrize("shown, produced, exact, same", [
+    (["$ x", "loss 0.25 acc 91.5%"], ["$ x", "loss 0.2501 acc 92%"], False, True),  # numbers are measured
+    (["$ x", "loss 0.25 acc 91.5%"], ["$ x", "loss 0.2501 acc 92%"], True, False),  # unless output is exact
+    (["$ x", "warning: use he-uniform"], ["$ x", "warning: use he-normal"], False, False),  # words are not
+    (["$ x", "a", "  …", "d"], ["$ x", "a", "b", "c", "d"], True, True),  # an elision stands for any lines
+    (["$ x", "a", "…", "d"], ["$ x", "a", "d"], True, True),
+    (["$ x", "a", "…", "d"], ["$ x", "a", "b", "e"], True, False),
+    (["$ x", "a"], ["$ x", "a", "b"], False, False),
+    (["$ x", "  1  0.05    1.1"], ["$ x", "  1  0.05   25.3"], False, True),  # a wider number moves the columns
+])
+def test_what_a_console_blocks_check_compares(shown: list[str], produced: list[str], exact: bool, same: bool) -> None:
+    assert _console().matches(shown, produced, exact) is same
+
+
 def test_every_warning_code_is_in_the_diagnostics_page() -> None:
     from mlptrain.train.advice import WARNING_CODES
 

@@ -236,6 +236,24 @@ def test_directory_mirror_missing_file(tmp_path: Path) -> None:
         ensure_dataset(fake_spec("http://127.0.0.1:9/"), tmp_path / "c", mirror=str(source))
 
 
+@pytest.mark.parametrize("damage", [lambda body: body.upper(), lambda body: body[:-1]])  # checksum, size
+def test_a_damaged_file_on_the_chosen_mirror_is_named_as_such(tmp_path: Path, damage: Callable) -> None:
+    source = write_mirror_dir(tmp_path / "files")
+    (source / FILE_NAMES[2]).write_bytes(damage(PAYLOADS[FILE_NAMES[2]]))
+    with pytest.raises(DownloadError) as info:
+        ensure_dataset(fake_spec("http://127.0.0.1:9/"), tmp_path / "c", mirror=str(source))
+    message = str(info.value)
+    assert f"The mirror's copy of {FILE_NAMES[2]} fails its checksum" in message
+    assert "replace it there with a good copy, or leave out --mirror" in message
+    assert "point --mirror" not in message  # the user did: that is no help
+
+
+def test_a_damaged_file_on_a_chosen_http_mirror_too(http_server: LoopbackServer, tmp_path: Path) -> None:
+    base = http_server.serve_files("m", {**PAYLOADS, FILE_NAMES[0]: PAYLOADS[FILE_NAMES[0]].upper()})
+    with pytest.raises(DownloadError, match=rf"{FILE_NAMES[0]} \(checksum mismatch\)\. The mirror's copy"):
+        ensure_dataset(fake_spec("http://127.0.0.1:9/"), tmp_path, mirror=base, **FAST)
+
+
 @pytest.mark.parametrize(
     ("given", "expected"),
     [

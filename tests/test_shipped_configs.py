@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from click.testing import CliRunner
 
 from mlptrain.cli import cli
 from mlptrain.config import build_config, default_init
-from mlptrain.configfile import find_config, is_sweep_spec, load_config_file, shipped_configs
+from mlptrain.configfile import describe_config, find_config, is_sweep_spec, load_config_file, shipped_configs
 
 from synthetic import write_dataset
 
@@ -28,6 +29,39 @@ def test_every_shipped_config_is_valid_and_described() -> None:
         assert path.read_text().startswith("#"), f"{name}: start with a comment saying what it is for"
         if not is_sweep_spec(values):
             default_init(build_config(values))
+
+
+def test_configs_list_shows_each_descriptions_whole_first_sentence() -> None:
+    result = CliRunner().invoke(cli, ["configs", "list"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0
+    listing = " ".join(result.output.split())
+    for name, path in shipped_configs().items():
+        kind, about = describe_config(path)
+        assert about[-1] in ".?!" and len(about) > 40, f"{name}: {about!r} is cut"
+        assert f"{name} {kind} {about}" in listing
+    assert describe_config(shipped_configs()["original-problem"])[1] == (
+        "The question mlptrain grew out of: ReLU units with a tiny uniform initial-weight scale.")
+    assert max(map(len, result.output.splitlines()[:-1])) <= 100  # wrapped to the terminal, at most 100 wide
+
+
+def test_a_description_is_the_leading_comments_first_sentence(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("# Wider layers (Simard et al.'s net) at lr 0.1: about\n# 98.5%. Then more.\n"
+                      "# mlptrain fit --config c.yaml\nepochs: 1\n")
+    assert describe_config(config) == ("run", "Wider layers (Simard et al.'s net) at lr 0.1: about 98.5%.")
+    config.write_text("# No full stop\n#\n# another paragraph.\nepochs: 1\n")
+    assert describe_config(config) == ("run", "No full stop")
+
+
+def test_the_validation_accuracy_a_config_states_is_its_benchmark_rows() -> None:
+    rows = {row["name"]: row for row in json.loads((ROOT / "benchmarks" / "RESULTS.json").read_text())}
+    checked = []
+    for name, path in shipped_configs().items():
+        said = [line for line in path.read_text().splitlines() if line.startswith("#") and "this file" in line]
+        if name in rows and said:
+            assert f"best val {rows[name]['best_val']:.2%}" in said[0], f"{name}: {said[0]}"
+            checked.append(name)
+    assert len(checked) >= 4, checked
 
 
 def test_the_checkout_configs_folder_is_the_shipped_one() -> None:
@@ -53,7 +87,8 @@ def test_configs_lists_and_shows(tmp_path: Path) -> None:
     runner = CliRunner()
     listed = runner.invoke(cli, ["configs"])
     assert listed.exit_code == 0 and listed.output == runner.invoke(cli, ["configs", "list"]).output
-    rows = {line.split()[0]: line.split()[1] for line in listed.output.splitlines()[:-1]}
+    rows = {line.split()[0]: line.split()[1] for line in listed.output.splitlines()[:-1]
+            if not line.startswith(" ")}  # a long description wraps onto indented lines
     assert rows["original-problem"] == "run" and rows["sweep-init-scale"] == "sweep"
     shown = runner.invoke(cli, ["configs", "show", "original-problem"])
     assert shown.exit_code == 0 and shown.output == shipped_configs()["original-problem"].read_text()
@@ -76,9 +111,10 @@ def test_an_installed_copy_finds_its_configs_outside_the_checkout(tmp_path: Path
     shutil.copytree(ROOT, source, symlinks=True, ignore=lambda folder, names: everywhere(folder, names) | (
         outputs(folder, names) if Path(folder) == ROOT else set()))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
-                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    built = subprocess.run([*pip[:-1], "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=300)  # not -q: the backend's warnings
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    assert "deprecated" not in built.stdout + built.stderr, built.stderr[-2000:]  # e.g. the old license table
     [wheel] = wheels.glob("mlptrain-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True,
                    capture_output=True, timeout=300)

@@ -393,6 +393,8 @@ def test_plot_sweep_dir_writes_a_heatmap(runner: CliRunner, local_sweep: tuple[P
     result = runner.invoke(cli, ["plot", str(copy)])
     assert result.exit_code == 0, result.output
     assert (copy / "sweep-heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    result = runner.invoke(cli, ["plot", str(copy), "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 1 and "is a sweep: its plots go into its directory" in result.stderr
 
 
 def test_sweep_plot_of_one_key_draws_curves(runner: CliRunner, tmp_path: Path, tiny: Path) -> None:

@@ -321,6 +321,14 @@ def test_early_stopping_stops_and_restores_the_best_weights(tiny_data) -> None:
         np.testing.assert_array_equal(kept, saved)
 
 
+@pytest.mark.parametrize("patience, words", [(1, "for 1 epoch"), (2, "for 2 epochs")])
+def test_the_early_stopping_reason_counts_its_epochs_right(tiny_data, patience: int, words: str) -> None:
+    trainer = Trainer(config(patience=patience, lr_schedule="step", lr_step=1, lr_gamma=1e-9, epochs=10), tiny_data)
+    while not trainer.finished:
+        trainer.run_epoch()
+    assert trainer.progress.stop_reason.endswith(words), trainer.progress.stop_reason
+
+
 @pytest.mark.parametrize(
     "values",
     [{}, {"optimizer": "adamw", "weight_decay": 0.01, "lr": 0.01}, {"dropout": 0.3, "input_dropout": 0.1,

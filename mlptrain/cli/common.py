@@ -7,6 +7,7 @@ turns them into one ``Error: …`` line and the error's own exit status.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from contextlib import contextmanager
@@ -50,6 +51,18 @@ class Group(click.Group):
             module, attribute = self.lazy[cmd_name].split(":")
             self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
         return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Click's, but a mistyped name is matched against every command, the lazy ones too: Click
+        suggests only from ``self.commands``, which holds just the commands imported so far."""
+        name = args[0] if args else ""
+        if (not ctx.resilient_parsing and not name.startswith("-") and self.get_command(ctx, name) is None
+                and (close := difflib.get_close_matches(name, self.list_commands(ctx)))):
+            hint = (f"Did you mean {close[0]!r}?" if len(close) == 1
+                    else f"(Did you mean one of: {', '.join(map(repr, sorted(close)))}?)")
+            raise click.UsageError(f"No such command {name!r}. {hint}", ctx)
+        return super().resolve_command(ctx, args)
 
     def all_commands(self) -> dict[str, click.Command]:
         """Every command, imported, in the order the group lists them in (lazy ones first)."""

@@ -27,19 +27,24 @@ def configs(ctx: click.Context) -> None:
 
 @configs.command("list")
 def list_() -> None:
-    """List the shipped configs with the first line of each one's comment.
+    """List the shipped configs with the first sentence of each one's comment.
 
     \b
     Example:
         mlptrain configs list
     """
+    import shutil
+
     from mlptrain.configfile import describe_config, shipped_configs
 
     shipped = shipped_configs()
     width = max(map(len, shipped))
+    indent = " " * (width + 10)
+    columns = max(min(shutil.get_terminal_size().columns, 100), 60)  # as Click's help: at most 100 wide
     for name, path in shipped.items():
         kind, about = describe_config(path)
-        click.echo(f"{name:<{width}}  {kind:<6}  {about}")
+        click.echo(click.wrap_text(about, columns, initial_indent=f"{name:<{width}}  {kind:<6}  ",
+                                   subsequent_indent=indent))
     click.echo("use one: mlptrain fit --config NAME (sweep: mlptrain sweep NAME); print it: mlptrain configs show NAME")
 
 

@@ -12,16 +12,20 @@ from mlptrain.cli.common import Failure
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("comparison.png"),
-              show_default=True, help="Where to write the learning curves of the runs given, overlaid "
-              "(always with several runs; with one run when given).")
+              show_default=True, help="Write only the learning curves of the runs given, overlaid, to this file "
+              "(left out: several runs get them in comparison.png besides their own plots).")
 @click.pass_context
 def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path) -> None:
-    """Write PNG plots into each run: curves.png, health.png and, after eval, confusion.png.
+    """Write PNG plots into each run: curves.png, health.png, filters.png,
+    augment.png (when the run augments) and, after eval, confusion.png.
+    Several runs also get their learning curves overlaid in one PNG,
+    comparison.png in the current directory.
 
-    With several runs, also overlay their learning curves in one PNG (--out);
-    with one run, --out given writes its curves there too.
+    --out FILE writes only that: the runs' learning curves, overlaid (one
+    run: its own), to FILE, and nothing into the runs.
+
     Given a sweep directory (from mlptrain sweep), write its heatmap (two
-    varying keys) or curves (one) of test accuracy instead.
+    varying keys) or curves (one) of test accuracy into it.
 
     \b
     Examples:
@@ -35,19 +39,25 @@ def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path) -> None:
     from mlptrain.sweep.results import is_sweep_dir
 
     sweeps = [path for path in run_dirs if is_sweep_dir(path)]
+    out_given = ctx.get_parameter_source("out") is not click.core.ParameterSource.DEFAULT
+    if not out.parent.is_dir():
+        raise click.BadParameter(f"{out}: there is no directory {out.parent}; create it, or choose another --out",
+                                 param_hint="--out")
+    if out_given and sweeps:
+        raise Failure(f"--out {out} is for the learning curves of runs, and {sweeps[0]} is a sweep: its plots go "
+                      "into its directory; plot it without --out", 1)
     records = [load_run(run_dir) for run_dir in run_dirs if run_dir not in sweeps]
     for record in records:
         if not record.history:
             raise Failure(f"{record.run_dir} has no finished epoch to plot yet", 1)
+    if out_given:
+        click.echo(f"wrote {plot_comparison(records, out)}")
+        return
     for sweep_dir in sweeps:
         for path in plot_sweep(sweep_dir):
             click.echo(f"wrote {path}")
     for record in records:
         for path in plot_run(record):
             click.echo(f"wrote {path}")
-    out_given = ctx.get_parameter_source("out") is not click.core.ParameterSource.DEFAULT
-    if len(records) > 1 or (records and out_given):
+    if len(records) > 1:
         click.echo(f"wrote {plot_comparison(records, out)}")
-    elif out_given:
-        raise Failure(f"--out {out} is for run curves, and only a sweep was given; its plots are in the sweep "
-                      "directory: drop --out", 1)

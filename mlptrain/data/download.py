@@ -64,6 +64,10 @@ class _Retryable(_MirrorFailed):
     """A failure that may go away if the same URL is tried again (5xx, timeouts…)."""
 
 
+class _Damaged(_MirrorFailed):
+    """The mirror served the file, but not the published one: wrong size or checksum."""
+
+
 def file_checksum_ok(path: Path, spec: RemoteFile) -> bool:
     """True if ``path`` exists and matches ``spec``'s sha256 (or its md5 if no sha256)."""
     try:
@@ -143,7 +147,7 @@ def ensure_dataset(
             session, timeout, max(1, retries), backoff, progress or _no_progress
         )
         for remote in missing:
-            good = _download_file(remote, dest_dir, mirrors, transport, len(spec.files))
+            good = _download_file(remote, dest_dir, mirrors, transport, len(spec.files), mirror is not None)
             # Start the next file at the mirror that just worked, so a dead first
             # mirror costs its timeouts once rather than once per file.
             mirrors.remove(good)
@@ -162,10 +166,13 @@ def _make_dir(path: Path) -> Path:
 
 
 def _download_file(
-    remote: RemoteFile, dest_dir: Path, mirrors: list[str], transport: _Transport, n_files: int
+    remote: RemoteFile, dest_dir: Path, mirrors: list[str], transport: _Transport, n_files: int, chosen: bool,
 ) -> str:
-    """Fetch ``remote`` into ``dest_dir`` from the first mirror that works; return that mirror."""
-    failures = []
+    """Fetch ``remote`` into ``dest_dir`` from the first mirror that works; return that mirror.
+
+    ``chosen``: the mirror is the user's (--mirror), so "point --mirror elsewhere" is no help when it fails.
+    """
+    failures, damaged = [], 0
     for base in mirrors:
         url = base + remote.name
         try:
@@ -173,10 +180,17 @@ def _download_file(
             return base
         except _MirrorFailed as exc:
             failures.append(f"{url} ({exc})")
+            damaged += isinstance(exc, _Damaged)
+    tried = f"could not download {remote.name}: {'; '.join(failures)}"
+    if chosen and damaged == len(failures):
+        raise DownloadError(
+            f"{tried}. The mirror's copy of {remote.name} fails its checksum: it is damaged or another file; "
+            "replace it there with a good copy, or leave out --mirror / MLPTRAIN_MIRROR to download from the "
+            "public mirrors"
+        )
     count = _NUMBER_WORDS[n_files] if n_files < len(_NUMBER_WORDS) else str(n_files)
     raise DownloadError(
-        f"could not download {remote.name}: {'; '.join(failures)}. To work offline, "
-        f"download the {count} files by hand into {dest_dir}, or point --mirror / "
+        f"{tried}. To work offline, download the {count} files by hand into {dest_dir}, or point --mirror / "
         "MLPTRAIN_MIRROR at a directory or URL that holds them"
     )
 
@@ -202,9 +216,9 @@ def _check(path: Path, remote: RemoteFile) -> None:
     size = path.stat().st_size
     if remote.size is not None and size != remote.size:
         # Often an HTML error page served with status 200; the sizes say so plainly.
-        raise _MirrorFailed(f"wrong size: {size} bytes, expected {remote.size}")
+        raise _Damaged(f"wrong size: {size} bytes, expected {remote.size}")
     if not file_checksum_ok(path, remote):
-        raise _MirrorFailed("checksum mismatch")
+        raise _Damaged("checksum mismatch")
 
 
 def _fetch_local(url: str, out: BinaryIO, desc: str, progress: ProgressFactory) -> None:

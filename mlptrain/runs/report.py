@@ -137,7 +137,7 @@ def _header(record: RunRecord) -> list[str]:
         f"data     {c.get('dataset')}, {c.get('val_size')} validation images, seed {c.get('seed')}",
         f"network  {'-'.join(map(str, c.get('hidden') or []))} {c.get('activation')}, init {record.init}",
         f"training {c.get('optimizer')} lr {c.get('lr')} ({c.get('lr_schedule')}), batch {c.get('batch_size')}, "
-        f"{c.get('epochs')} epochs",
+        f"{c.get('epochs')} epoch{'' if c.get('epochs') == 1 else 's'}",
     ]
     if record.inputs:
         i = record.inputs

@@ -314,7 +314,7 @@ class Trainer:
         if self._stopped_early():
             p.stop_reason = (
                 f"early stopping: {config.monitor} did not improve by more than {config.min_delta:g} "
-                f"for {config.patience} epochs"
+                f"for {config.patience} epoch{'' if config.patience == 1 else 's'}"
             )
         elif p.epoch >= config.epochs:
             p.stop_reason = "completed its one epoch" if config.epochs == 1 else f"completed all {config.epochs} epochs"
