@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -49,10 +49,10 @@ from mlptrain.train.diagnostics import (
 )
 from mlptrain.train.evaluate import evaluate
 from mlptrain.train.objective import training_objective
+from mlptrain.train.progress import Metrics, Progress, checked_progress
 
 Array = np.ndarray
 PROBE_SIZE = 1000  # training images the diagnostics look at after every epoch
-Metrics = dict[str, float]
 BatchCallback = Callable[[int, int], None]  # (batches done, batches per epoch)
 
 
@@ -62,21 +62,6 @@ class Split:
 
     train: Array
     val: Array
-
-
-@dataclass
-class Progress:
-    """The plain-data part of the training state (JSON in checkpoints)."""
-
-    epoch: int = 0  # epochs completed
-    history: list[Metrics] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_value: float | None = None
-    stale_epochs: int = 0  # epochs since the monitored metric last improved
-    stop_reason: str | None = None
-    warnings: list[dict[str, Any]] = field(default_factory=list)  # HealthWarning.as_dict(), first sightings
-    init_health: list[dict[str, float]] = field(default_factory=list)
-    inputs: dict[str, float] = field(default_factory=dict)  # the data check's statistics of the training images
 
 
 def check_fits_data(config: Config, data: Dataset) -> None:
@@ -356,7 +341,7 @@ class Trainer:
         load_state(self.optimizer, saved, state["optimizer_steps"])
         if "best0" in arrays:
             self.best_params = [arrays[f"best{i}"].copy() for i in range(n)]
-        self.progress = _checked_progress(state["progress"], self.config.epochs)
+        self.progress = checked_progress(state["progress"], self.config.epochs)
         if self.progress.epoch < self.config.epochs and not self._stopped_early():
             self.progress.stop_reason = None  # a finished run trained on for more epochs (runs/extend.py)
             # Its warnings become those of a run started with the new epoch count: the same, but for a check
@@ -365,25 +350,6 @@ class Trainer:
                                       if raised_in_a_run_of(w, self.config.epochs)]
         self.shuffle_rng.bit_generator.state = state["shuffle_rng"]
         self.dropout_rng.bit_generator.state = state["dropout_rng"]
-
-
-def _checked_progress(saved: dict[str, Any], epochs: int) -> Progress:
-    """The saved Progress, refused (ValueError) unless every field has a type and range that fits."""
-    progress = Progress(**saved)
-    ok = (
-        type(progress.epoch) is int and 0 <= progress.epoch <= epochs
-        and isinstance(progress.history, list) and len(progress.history) == progress.epoch
-        and all(isinstance(m, dict) for m in progress.history)
-        and (progress.best_epoch is None or type(progress.best_epoch) is int)
-        and (progress.best_value is None or isinstance(progress.best_value, (int, float)))
-        and type(progress.stale_epochs) is int
-        and (progress.stop_reason is None or isinstance(progress.stop_reason, str))
-        and isinstance(progress.warnings, list) and isinstance(progress.init_health, list)
-        and isinstance(progress.inputs, dict)
-    )
-    if not ok:
-        raise ValueError("its saved training state has fields of the wrong type or range")
-    return progress
 
 
 def _improved(value: float, best: float | None, monitor: str, min_delta: float) -> bool:
