@@ -55,7 +55,7 @@ def test_runs_lists_every_run_and_the_sweep_trials(made: Path) -> None:
     summary = json.loads((made / "runs" / "relu" / "summary.json").read_text())
     assert relu["status"] == "complete" and relu["epochs"] == 3 and relu["net"] == "16"
     assert relu["test_acc"] == summary["test"]["accuracy"] and relu["val_acc"] == summary["best"]["val_acc"]
-    assert rows[0]["init"] == "uniform(0.01)" and rows[0]["warnings"]  # the tiny logistic init is flagged
+    assert rows[0]["init"] == "uniform r=0.01" and rows[0]["warnings"]  # the tiny logistic init is flagged
     assert [r["name"] for r in runs_json(str(made / "runs"), "--no-trials")] == ["logistic", "relu"]
 
 

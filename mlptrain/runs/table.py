@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from mlptrain.config import FIELDS
 from mlptrain.errors import ConfigError
+from mlptrain.nn.initializers import describe_init
 from mlptrain.runs.files import CONFIG_FILE, METRICS_FILE, RESULTS_JSONL, SUMMARY_FILE, SWEEP_FILE
 from mlptrain.runs.lock import holder
 
@@ -143,10 +144,10 @@ def _unfinished(row: Row, run_dir: Path, failed: dict[str, Any] | None) -> None:
 
 def _from_config(row: Row, config: dict[str, Any]) -> None:
     hidden = config.get("hidden")
-    init = config.get("init")
-    for key in ("init_range", "init_std"):
-        if isinstance(config.get(key), (int, float)):
-            init = f"{init}({config[key]:g})"
+    scale = {key: value if isinstance(value := config.get(key), (int, float)) and not isinstance(value, bool)
+             else None for key in ("init_range", "init_std")}
+    given = config.get("init")
+    init = describe_init(given, scale["init_range"], scale["init_std"]) if isinstance(given, str) else None
     row.update(config=config, dataset=config.get("dataset"), activation=config.get("activation"), init=init,
                optimizer=config.get("optimizer"), lr=_number(config.get("lr")), epochs_planned=config.get("epochs"),
                net="-".join(map(str, hidden)) if isinstance(hidden, list) else None)
