@@ -6,8 +6,7 @@ The parts, bottom to top; each may import only the parts below it
     errors, fsutil, threads   the foundation: domain errors, atomic writes, BLAS thread limits and the CPU model
     nn, data                  the maths (one forward/backward core) and the data pipeline; independent
     config                    the training config: one table of keys, validated
-    configfile                config files (strict YAML, the configs shipped in mlptrain/configs) and resolve_config,
-                              the one way from a config file and flags to a validated Config
+    configfile                config files (strict YAML, shipped configs) and resolve_config, the one way in
     train                     the training loop and its health diagnostics
     tune                      before training: dry run, init-scale scan, LR range test, gradient check
     runs                      the run directory: files, weights, checkpoints, reading a run back
