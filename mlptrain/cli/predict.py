@@ -122,11 +122,13 @@ class _Printer:
 
     def __init__(self, style: str, k: int) -> None:
         self.style, self.k, self.table = style, k, []
-        if style == "csv":
-            top = [f"{what}_{i}" for i in range(1, k + 1) for what in ("class", "label", "probability")]
-            self._csv(["input", "index", "predicted", "label", "probability", *(top if k > 1 else [])])
+        self._header_due = style == "csv"  # written with the first row: no header when every input failed
 
     def add(self, rows: list[dict[str, Any]]) -> None:
+        if self._header_due:
+            top = [f"{what}_{i}" for i in range(1, self.k + 1) for what in ("class", "label", "probability")]
+            self._csv(["input", "index", "predicted", "label", "probability", *(top if self.k > 1 else [])])
+            self._header_due = False
         if self.style == "json":
             import json
 
