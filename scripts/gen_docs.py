@@ -97,7 +97,7 @@ def _option_line(param: click.Option, ctx: click.Context) -> str:
     if isinstance(param.type, click.Choice):
         facts.append("one of: " + ", ".join(f"`{c}`" for c in param.type.choices))
     if param.show_default and param.default not in (None, False, (), []):
-        default = param.default
+        default = param.show_default if isinstance(param.show_default, str) else param.default  # text for a callable
         default = ", ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
         facts.append(f"default: `{default}`")
     envvar = param.envvar if isinstance(param.envvar, str) else None

@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw
 from mlptrain.cli import cli
 from mlptrain.data.datasets import DATASETS
 from mlptrain.data.idx import read_idx
-from mlptrain.infer.predict import load_model, probabilities
 from mlptrain.data.prepare import mnist_style
+from mlptrain.infer.predict import load_model, probabilities
 
 from synthetic import write_dataset
 

@@ -109,11 +109,13 @@ def resolved_config(config_file: str | None, flags: dict[str, Any], quiet: bool)
 
 
 def data_dir_option(f: Callable) -> Callable:
-    """--data-dir, the download cache [env: MLPTRAIN_DATA_DIR]."""
+    """--data-dir, the cache of downloaded and prepared data [env: MLPTRAIN_DATA_DIR; default: the per-user cache]."""
+    from mlptrain.data.cache import DATA_DIR_ENV, DEFAULT_DATA_DIR_TEXT, default_data_dir
+
     return click.option(
-        "--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
+        "--data-dir", envvar=DATA_DIR_ENV, default=default_data_dir, show_default=DEFAULT_DATA_DIR_TEXT,
         type=click.Path(file_okay=False, path_type=Path),
-        help="Download cache [env: MLPTRAIN_DATA_DIR].",
+        help=f"Cache of downloaded data sets and prepared arrays [env: {DATA_DIR_ENV}].",
     )(f)
 
 
@@ -146,15 +148,15 @@ def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def download_progress(quiet: bool):
-    """A ProgressFactory drawing tqdm byte bars on stderr, or None when they would be noise."""
+def download_progress(quiet: bool, unit: str = "B"):
+    """A ProgressFactory drawing tqdm bars on stderr (of bytes, or of ``unit``), or None when they would be noise."""
     if not show_progress(quiet):
         return None
     from tqdm import tqdm
 
     @contextmanager
     def progress(desc: str, total: int | None) -> Iterator[Callable[[int], object]]:
-        with tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False) as bar:
+        with tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", leave=False) as bar:
             yield bar.update
 
     return progress
@@ -170,9 +172,14 @@ def warn_if_unlocked() -> None:
                    "directory", err=True)
 
 
-def load_data(dataset: str, data_dir: Path, mirror: str | None, quiet: bool):
-    """Locate (downloading if needed) and load a data set."""
+def load_data(dataset: str, data_dir: Path, mirror: str | None, quiet: bool, preparation: Any = None,
+              need_train: bool = True, class_names: tuple[str, ...] = ()):
+    """Locate (downloading if needed) and load a data set, prepared as ``preparation`` (a ``Preparation``, default
+    the defaults) says, cached in ``data_dir``; the data set and where it is."""
     from mlptrain.data.loading import load_dataset, locate
+    from mlptrain.data.parts import Preparation
 
     directory = locate(dataset, data_dir, mirror, download_progress(quiet))
-    return load_dataset(directory, dataset), directory
+    data = load_dataset(directory, dataset, preparation or Preparation(), data_dir, need_train=need_train,
+                        progress=download_progress(quiet, unit="image"), class_names=class_names)
+    return data, directory

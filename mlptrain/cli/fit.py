@@ -72,7 +72,7 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, verbose:
     with claim_run(resume) if resume is not None else nullcontext() as lock:
         config = (resume_config(resume, config_file, flags) if resume is not None
                   else resolved_config(config_file, flags, quiet))
-        data, directory = load_data(config.dataset, data_dir, mirror, quiet)
+        data, directory = load_data(config.dataset, data_dir, mirror, quiet, config.preparation())
         if dry_run:
             with blas_threads(threads):
                 _dry_run(config, data, strict)

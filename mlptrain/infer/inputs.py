@@ -72,19 +72,34 @@ def _read_file(path: Path, given: str, image_shape: tuple[int, int], preprocess:
 
 
 def _read_directory(path: Path, given: str, image_shape: tuple[int, int], preprocess: str) -> Iterator[Block | Notice]:
-    extensions = image_extensions()  # what Pillow can open: a .pdf or .h5 beside the images is skipped
-    try:
-        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-    except OSError as exc:
-        yield Notice("failed", f"{given}: cannot list the directory ({exc.strerror or exc})")
+    """The image files in ``path`` and in the folders inside it (class folders: ``letters/test/A/...``), sorted."""
+    images, others, unlisted = _directory_images(path)
+    if unlisted:
+        yield Notice("failed", f"{unlisted[0]}: cannot list the directory ({unlisted[1]})")
         return
-    images = [p for p in entries if p.is_file() and p.suffix.lower() in extensions]
-    for other in (p for p in entries if p not in images):
+    for other in others:
         yield Notice("skipped", f"skipped {other}: not an image file")
     if not images:
         yield Notice("failed", f"{given}: the directory holds no image files; {IMAGE_HINT}, or name the files")
     for image in images:
         yield _read_file(image, str(image), image_shape, preprocess)
+
+
+def _directory_images(path: Path) -> tuple[list[Path], list[Path], tuple[Path, str] | None]:
+    """Image files under ``path`` (recursively, sorted), other files, and a folder that could not be listed."""
+    extensions = image_extensions()  # what Pillow can open: a .pdf or .h5 beside the images is skipped
+    try:
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        return [], [], (path, str(exc.strerror or exc))
+    images = [p for p in entries if p.is_file() and p.suffix.lower() in extensions]
+    others = [p for p in entries if p.is_file() and p not in images]
+    for folder in (p for p in entries if p.is_dir()):
+        inner, inner_others, unlisted = _directory_images(folder)
+        if unlisted:
+            return [], [], unlisted
+        images, others = images + inner, others + inner_others
+    return images, others, None
 
 
 def load_npy(path: Path, given: str) -> Array:
