@@ -8,6 +8,7 @@ without is not (and can be resumed).
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 import time
@@ -272,7 +273,7 @@ def evaluate_run(run_dir: Path, dataset: str | None,
         raise RunDirError(f"run directory {run_dir} does not exist")
     net, meta = load_weights(run_dir / WEIGHTS_FILE)
     names = class_names(meta, net.sizes[-1])
-    data = load(dataset or str(meta.get("dataset", "mnist")), _run_preparation(run_dir), names)
+    data = load(dataset or str(meta.get("dataset", "mnist")), _run_preparation(run_dir, meta), names)
     _check_compatible(net.sizes, data)
     result = evaluate(net, data.test_images, data.test_labels, n_classes=net.sizes[-1])
     report = {
@@ -292,11 +293,15 @@ def evaluate_run(run_dir: Path, dataset: str | None,
     return report
 
 
-def _run_preparation(run_dir: Path) -> Preparation:
-    """How the run prepared its data (its config's keys); the defaults for a run without a ``config.yaml``."""
-    if not (run_dir / CONFIG_FILE).is_file():
-        return Config().preparation()
-    return build_config(read_config(run_dir)).preparation()
+def _run_preparation(run_dir: Path, meta: dict[str, Any]) -> Preparation:
+    """How the run prepared its data (its config's keys; the defaults without a ``config.yaml``), images prepared
+    to the size its network takes."""
+    config = build_config(read_config(run_dir)) if (run_dir / CONFIG_FILE).is_file() else Config()
+    preparation = config.preparation()
+    shape = meta.get("image_shape")
+    if isinstance(shape, list) and len(shape) == 2 and shape[0] == shape[1]:
+        preparation = dataclasses.replace(preparation, image_size=int(shape[0]))
+    return preparation
 
 
 def _check_compatible(sizes: list[int], data: Dataset) -> None:

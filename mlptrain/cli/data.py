@@ -88,7 +88,9 @@ def _download_command(names: list[str], data_dir: Path) -> str:
     """The ``mlptrain data download`` line that fetches ``names`` into ``data_dir``, ready to paste."""
     import shlex
 
-    where = "" if data_dir == Path("data") else f" --data-dir {shlex.quote(str(data_dir))}"
+    from mlptrain.data.cache import default_data_dir
+
+    where = "" if data_dir == default_data_dir() else f" --data-dir {shlex.quote(str(data_dir))}"
     return "mlptrain data download" + "".join(f" --dataset {name}" for name in names) + where
 
 

@@ -17,7 +17,8 @@ import click
 from mlptrain.cli.common import threads_option
 
 PREPROCESS_HELP = ("mnist: invert, remove the background, crop, scale to 20/28 of the side and centre by mass, "
-                   "as MNIST was made; none: images already in the data set's format. Arrays are never preprocessed.")
+                   "as MNIST was made; none: images already in the data set's format. Arrays are never preprocessed. "
+                   "[default: the run's own choice (fit --preprocess), mnist for runs that did not record one]")
 
 
 @click.command()
@@ -27,12 +28,11 @@ PREPROCESS_HELP = ("mnist: invert, remove the background, crop, scale to 20/28 o
               help="Show the K likeliest classes of each input.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input image, one per line.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-@click.option("--preprocess", type=click.Choice(["mnist", "none"]), default="mnist", show_default=True,
-              help=PREPROCESS_HELP)
+@click.option("--preprocess", type=click.Choice(["mnist", "none"]), help=PREPROCESS_HELP)
 @click.option("--save-preprocessed", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write what the network saw, one PNG per input image, into DIR.")
 @threads_option
-def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_csv: bool, preprocess: str,
+def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_csv: bool, preprocess: str | None,
             save_preprocessed: Path | None, threads: int | None) -> None:
     """Predict the class of each INPUT with the network in RUN_DIR.
 
@@ -55,7 +55,8 @@ def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_cs
         raise click.BadParameter(f"the network has {model.n_classes} classes; choose 1 to {model.n_classes}",
                                  param_hint="--top-k")
     printer = _Printer("json" if as_json else "csv" if as_csv else "table", k)
-    predicted, failed = _predict_all(model, list(inputs), preprocess, printer, save_preprocessed, threads)
+    predicted, failed = _predict_all(model, list(inputs), preprocess or model.preprocess, printer, save_preprocessed,
+                                     threads)
     _finish(printer, predicted, failed)
 
 

@@ -50,7 +50,7 @@ def layout(root: Path) -> dict[str, Path]:
         raise DataError(f"{root} holds {'/ and '.join(p.name for p in named)}/ beside other folders "
                         f"({', '.join(others[:5])}); put every class folder under train/ and test/, "
                         "or use one level of class folders without train/ and test/")
-    return {p.name: p for p in named}
+    return {p.name: p for p in sorted(named, key=lambda p: SPLITS.index(p.name))}  # train first
 
 
 def class_files(split_root: Path) -> dict[str, list[Path]]:

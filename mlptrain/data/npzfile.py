@@ -31,11 +31,11 @@ def load(path: Path, request: Request) -> Parts:
     try:
         with np.load(path, allow_pickle=False) as archive:
             held = set(archive.files)
-            needed = [split for split in KEYS if request.need_train or split == "test"]
             if any(set(keys) & held and not set(keys) <= held for keys in KEYS.values()) or \
-                    any(not set(KEYS[split]) <= held for split in needed):
-                _missing(path, held)
-            arrays = {key: archive[key] for split in needed for key in KEYS[split]}
+                    not set(KEYS["test"]) <= held:
+                _missing(path, held)  # half a pair, or no test pair: the layout is not the archive's
+            wanted = [split for split in KEYS if (request.need_train or split == "test") and set(KEYS[split]) <= held]
+            arrays = {key: archive[key] for split in wanted for key in KEYS[split]}
     except ValueError as exc:
         if "pickle" in str(exc):
             raise DataError(f"{path}: the archive holds Python objects (a pickle), which mlptrain never loads; save "

@@ -85,10 +85,16 @@ def _prepare_all(files: list[Path], preparation: Preparation, progress: Progress
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for chunk_images, chunk_blanks in pool.map(prepare_chunk, chunks, [preparation] * len(chunks)):
-                images += chunk_images
-                blanks += chunk_blanks
-                advance(len(chunk_images))
+            futures = [pool.submit(prepare_chunk, chunk, preparation) for chunk in chunks]
+            try:
+                for future in futures:
+                    chunk_images, chunk_blanks = future.result()  # a worker's DataError is raised here
+                    images += chunk_images
+                    blanks += chunk_blanks
+                    advance(len(chunk_images))
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # one unreadable file: do not prepare the rest first
+                raise
     return images, blanks
 
 
