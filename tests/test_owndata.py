@@ -370,3 +370,28 @@ def test_an_unreadable_image_in_a_worker_process_is_the_same_line(tmp_path: Path
     with pytest.raises(DataError) as info:
         load_dataset(root, "s")
     assert str(info.value).startswith(message)
+
+
+# --- data import ----------------------------------------------------------------------------------------------
+
+
+def test_data_import_writes_any_set_prepared_as_idx_with_class_names(runner: CliRunner, folders: Path,
+                                                                     tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["data", "import", str(folders), "--out", str(tmp_path / "idx")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (f"{folders}: 72 training and 36 test images, 28x28 pixels, 3 classes, "
+                                             f"written to {tmp_path / 'idx'}:")
+    assert (tmp_path / "idx" / "classes.txt").read_text() == "across\ndown\nring\n"
+    imported, original = load_dataset(tmp_path / "idx", "idx"), load_dataset(folders, "f")
+    assert FORMATS["idx"].matches(tmp_path / "idx") and imported.class_names == original.class_names
+    for split in ("train_images", "train_labels", "test_images", "test_labels"):
+        assert np.array_equal(getattr(imported, split), getattr(original, split))
+    again = runner.invoke(cli, ["data", "import", str(folders), "--out", str(tmp_path / "idx")])
+    assert again.exit_code == 1 and again.stderr.startswith(f"Error: {tmp_path / 'idx'} already holds "
+                                                            "train-images-idx3-ubyte.gz")
+    images, labels = small_images(50)
+    one = write_csv(tmp_path / "one.csv", images, labels)
+    result = runner.invoke(cli, ["data", "import", str(one), "--test-size", "10", "--out", str(tmp_path / "csv")])
+    assert result.exit_code == 0, result.output
+    assert len(load_dataset(tmp_path / "csv", "csv").test_labels) == 10
+    assert (tmp_path / "csv" / "classes.txt").read_text() == "0\n1\n2\n"

@@ -75,12 +75,23 @@ def config_file_option(f: Callable) -> Callable:
 
 def config_options(f: Callable) -> Callable:
     """One flag per config key, from ``FIELDS``; unset flags stay None (the file or default wins)."""
+    from mlptrain.config import FIELDS
+
+    return config_key_options(*FIELDS)(f)
+
+
+def config_key_options(*keys: str) -> Callable[[Callable], Callable]:
+    """A decorator adding the flags of config ``keys`` only (as ``config_options`` adds them all)."""
+    return lambda f: _key_options(f, keys)
+
+
+def _key_options(f: Callable, keys: tuple[str, ...]) -> Callable:
     from mlptrain.config import FIELDS, Config
     from mlptrain.configfile import flag_name
 
     defaults = Config().to_dict()
-    for key, field in reversed(FIELDS.items()):
-        default = defaults[key]
+    for key in reversed(keys):
+        field, default = FIELDS[key], defaults[key]
         shown = "" if default is None else f" [default: {default if key != 'hidden' else ','.join(map(str, default))}]"
         if field.kind is bool:
             name = key.replace("_", "-")

@@ -2,20 +2,24 @@
 
 The file names are the ones every MNIST-family set uses (``FILE_NAMES``),
 gzipped or not. A directory with the test pair only (``t10k-*``) is a set to
-evaluate on.
+evaluate on. ``write_set`` writes any data set in this format (``mlptrain data import``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from mlptrain.data.datasets import FILE_NAMES
 from mlptrain.data.decoded import load_decoded
-from mlptrain.data.idx import read_images, read_labels
+from mlptrain.data.idx import read_images, read_labels, write_idx
 from mlptrain.data.parts import Parts, Request, Split
 from mlptrain.errors import DataError
+from mlptrain.fsutil import atomic_write
 
 PAIRS = {"train": FILE_NAMES[:2], "test": FILE_NAMES[2:]}  # split -> (images file, labels file)
+CLASSES_FILE = "classes.txt"  # optional, in a directory data set beside its files: one class name per line
 
 
 def _find(directory: Path, name: str) -> Path | None:
@@ -56,3 +60,27 @@ def load(directory: Path, request: Request) -> Parts:
         parts.files |= {images_path.name: images_digest, labels_path.name: labels_digest}
         setattr(parts, split, Split(images, labels, images_path.name))
     return parts
+
+
+def write_set(out: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], class_names: tuple[str, ...]) -> list[Path]:
+    """Write images ``(n, h, w)`` uint8 and labels per split (``train``, ``test``) as gzipped IDX files, and
+    ``classes.txt`` (one name per line, in label order), into ``out``; DataError when it already holds a data set."""
+    taken = [p.name for p in (out / name for name in (*FILE_NAMES, CLASSES_FILE)) if p.exists()]
+    taken += [name.removesuffix(".gz") for name in FILE_NAMES if (out / name.removesuffix(".gz")).exists()]
+    if taken:
+        raise DataError(f"{out} already holds {', '.join(taken)}; choose another --out, or delete them first")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create {out}: {exc.strerror or exc}; choose a writable directory") from None
+    written = []
+    for split, (images, labels) in splits.items():
+        for name, array in zip(PAIRS[split], (images, labels)):
+            write_idx(out / name, array)
+            written.append(out / name)
+    text = "".join(f"{name}\n" for name in class_names).encode()
+    try:
+        atomic_write(out / CLASSES_FILE, lambda f: f.write(text))
+    except OSError as exc:
+        raise DataError(f"cannot write {out / CLASSES_FILE}: {exc.strerror or exc}") from None
+    return [*written, out / CLASSES_FILE]

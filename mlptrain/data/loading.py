@@ -17,11 +17,11 @@ from mlptrain.data.cache import ArrayCache
 from mlptrain.data.datasets import DATASETS
 from mlptrain.data.download import ProgressFactory, ensure_dataset
 from mlptrain.data.formats import FORMATS, detect
+from mlptrain.data.idxdir import CLASSES_FILE
 from mlptrain.data.parts import SPLIT_SEED, Parts, Preparation, Request, Split, count_of, stratified_split
 from mlptrain.errors import DataError
 
 Array = np.ndarray
-CLASSES_FILE = "classes.txt"  # optional, in a directory data set beside its files
 
 
 @dataclass
