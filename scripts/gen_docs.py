@@ -246,6 +246,13 @@ def datasets_table() -> list[str]:
     return _table(["--dataset", "description", "four .gz files", "verified by", "mirrors, tried in order"], rows)
 
 
+def formats_table() -> list[str]:
+    from mlptrain.data.formats import FORMATS
+
+    rows = [[f"`{f.name}`", f.layout, f"`--dataset {f.example}`"] for f in FORMATS.values()]
+    return _table(["format", "what --dataset PATH holds (tried in this order)", "example"], rows)
+
+
 def augmentations_table() -> list[str]:
     from mlptrain.data.augment import AUGMENTATIONS
 
@@ -266,6 +273,7 @@ TABLES: dict[str, Callable[[], list[str]]] = {
     "initializers": initializers_table,
     "optimizers": optimizers_table,
     "schedules": schedules_table,
+    "formats": formats_table,
 }
 _BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n).*?(<!-- END GENERATED: \2 -->)", re.S)
 

@@ -53,22 +53,38 @@ def layout(root: Path) -> dict[str, Path]:
     return {p.name: p for p in sorted(named, key=lambda p: SPLITS.index(p.name))}  # train first
 
 
-def class_files(split_root: Path) -> dict[str, list[Path]]:
-    """Class name -> its image files (recursively, sorted); DataError for a class folder with no images."""
+def class_files(split_root: Path) -> dict[str, list[tuple[str, int, int]]]:
+    """Class name -> its image files as ``(name relative to split_root, size, mtime_ns)``, found recursively,
+    sorted; DataError for a class folder with no images. Plain strings and ``os.scandir``: a folder of 60,000
+    images is listed in a fraction of a second, which ``pathlib`` would take seconds for."""
     classes = {}
     extensions = image_extensions()
     for folder in _subfolders(split_root):
-        files = []
-        for parent, dirs, names in os.walk(folder, followlinks=True):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            files += [Path(parent) / n for n in sorted(names)
-                      if not n.startswith(".") and Path(n).suffix.lower() in extensions]
+        files = _scan(str(folder), folder.name + "/", extensions)
         if not files:
             raise DataError(f"{folder}: the class folder holds no images ({IMAGE_KINDS}); add images or remove it")
         classes[folder.name] = files
     if len(classes) > MAX_CLASSES:
         raise DataError(f"{split_root} holds {len(classes)} class folders; mlptrain takes at most {MAX_CLASSES}")
     return classes
+
+
+def _scan(folder: str, prefix: str, extensions: frozenset[str]) -> list[tuple[str, int, int]]:
+    """``(prefix + relative name, size, mtime_ns)`` of each image file under ``folder``, hidden ones left out."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list the folder ({exc.strerror or exc}); check its permissions") from None
+    found = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            found += _scan(entry.path, prefix + entry.name + "/", extensions)
+        elif "." + entry.name.rpartition(".")[2].lower() in extensions and entry.is_file():
+            stat = entry.stat()
+            found.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
+    return found
 
 
 def load(root: Path, request: Request) -> Parts:
@@ -94,11 +110,11 @@ def load(root: Path, request: Request) -> Parts:
     return parts
 
 
-def _prepared_split(split_root: Path, classes: dict[str, list[Path]], names: tuple[str, ...],
+def _prepared_split(split_root: Path, classes: dict[str, list[tuple[str, int, int]]], names: tuple[str, ...],
                     request: Request) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """One split's images prepared (or from the cache) and their labels in ``names``' order."""
-    files = [path for paths in classes.values() for path in paths]
-    own = np.repeat(np.arange(len(classes)), [len(paths) for paths in classes.values()])
+    files = [file for listed in classes.values() for file in listed]
+    own = np.repeat(np.arange(len(classes)), [len(listed) for listed in classes.values()])
     images, blank, key, cached = prepare_files(split_root, files, request.preparation, request.cache,
                                                request.progress)
     labels = np.array([names.index(c) for c in classes], np.uint8)[own]

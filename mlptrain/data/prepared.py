@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -37,39 +38,28 @@ def _code_digest() -> str:
     return hashlib.sha256(b"".join((here / name).read_bytes() for name in ("images.py", "prepare.py"))).hexdigest()
 
 
-def _listing(root: Path, files: list[Path]) -> list[list[object]]:
-    """``[relative name, size, mtime_ns]`` per file; DataError naming a file that vanished."""
-    rows = []
-    for path in files:
-        try:
-            stat = path.stat()
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read ({exc.strerror or exc}); check the file") from None
-        rows.append([path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
-    return rows
-
-
-def prepare_files(root: Path, files: list[Path], preparation: Preparation, cache: ArrayCache,
+def prepare_files(root: Path, files: list[tuple[str, int, int]], preparation: Preparation, cache: ArrayCache,
                   progress: ProgressFactory | None = None) -> tuple[np.ndarray, int, str, bool]:
-    """``files`` (under ``root``) prepared: images ``(n, h, w)`` uint8, how many were blank, the cache key, and
-    whether they came from the cache."""
+    """``files`` (``(name relative to root, size, mtime_ns)``) prepared: images ``(n, h, w)`` uint8, how many were
+    blank, the cache key, and whether they came from the cache."""
     size = preparation.image_size if preparation.preprocess == "mnist" else None
-    key = cache_key("folders", _code_digest(), preparation.preprocess, size, _listing(root, files))
+    key = cache_key("folders", _code_digest(), preparation.preprocess, size, files)
     cached = cache.load(key)
     if cached is not None:
         return cached[0]["images"], int(cached[1]["blank"]), key, True
-    images, blanks = _prepare_all(files, preparation, progress, f"preparing {root.name}")
-    stacked = _stack(images, files, preparation.preprocess)
+    paths = [os.path.join(root, name) for name, _, _ in files]
+    images, blanks = _prepare_all(paths, preparation, progress, f"preparing {root.name}")
+    stacked = _stack(images, paths)
     blank = int(sum(blanks))
     cache.store(key, {"images": stacked}, {"source": str(root.resolve()), "blank": blank,
                                            "preprocess": preparation.preprocess, "image_size": size})
     return stacked, blank, key, False
 
 
-def _prepare_all(files: list[Path], preparation: Preparation, progress: ProgressFactory | None,
+def _prepare_all(files: list[str], preparation: Preparation, progress: ProgressFactory | None,
                  desc: str) -> tuple[list[np.ndarray], list[bool]]:
     """Every file prepared, in order: in this process for a few, in worker processes for many."""
-    chunks = [[str(p) for p in files[i:i + CHUNK]] for i in range(0, len(files), CHUNK)]
+    chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
     workers = min(available_cores(), len(chunks))
     images: list[np.ndarray] = []
     blanks: list[bool] = []
@@ -112,7 +102,7 @@ def prepare_chunk(paths: list[str], preparation: Preparation) -> tuple[list[np.n
     return images, blanks
 
 
-def _stack(images: list[np.ndarray], files: list[Path], preprocess: str) -> np.ndarray:
+def _stack(images: list[np.ndarray], files: list[str]) -> np.ndarray:
     """One ``(n, h, w)`` array; under ``none`` the images must share one size (DataError naming the odd one)."""
     first = images[0].shape
     for path, image in zip(files, images):
