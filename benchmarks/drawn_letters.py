@@ -1,11 +1,11 @@
 """Write a class-folder data set of "photographed" letters A-J, the worked example of docs/data.md.
 
-Each image is one letter in Pillow's default font, at a random size, stroke width, slant and rotation, dark ink
+Each image is one letter in Pillow's default font, at a random size, stroke width, slant, width and rotation, dark ink
 on light, unevenly lit, noisy paper, off-centre, on a sheet of a random size (PNG and JPEG):
 
-    DIR/train/<A..J>/*   DIR/test/<A..J>/*   DIR/photos/*.jpg (a few more, for mlptrain predict)
+    DIR/letters/train/<A..J>/*   DIR/letters/test/<A..J>/*   DIR/photos/*.jpg (a few more, for mlptrain predict)
 
-    python benchmarks/drawn_letters.py /tmp/letters [--per-class 300] [--picture docs/preparation.png]
+    python benchmarks/drawn_letters.py /tmp/example [--per-class 100] [--picture docs/preparation.png]
 
 ``--picture`` also draws what the preparation makes of a few of them (photo above, the net's 28x28 view
 below), the figure of docs/data.md.
@@ -31,10 +31,10 @@ def letter_photo(letter: str, rng: np.random.Generator) -> Image.Image:
     stroke = int(rng.integers(0, max(2, size // 12)))
     ImageDraw.Draw(ink).text((sheet, sheet), letter, fill=255, font=font, anchor="mm", stroke_width=stroke,
                              stroke_fill=255)
-    slant = rng.uniform(-0.25, 0.25)
-    ink = ink.transform(ink.size, Image.Transform.AFFINE, (1, slant, -slant * sheet, 0, 1, 0),
+    slant, stretch = rng.uniform(-0.4, 0.4), rng.uniform(0.7, 1.4)  # a hand's slant; narrow or wide letters
+    ink = ink.transform(ink.size, Image.Transform.AFFINE, (stretch, slant, (1 - stretch - slant) * sheet, 0, 1, 0),
                         resample=Image.Resampling.BILINEAR)
-    ink = ink.rotate(rng.uniform(-12, 12), resample=Image.Resampling.BILINEAR)
+    ink = ink.rotate(rng.uniform(-20, 20), resample=Image.Resampling.BILINEAR)
     shift = rng.uniform(-0.15, 0.15, 2) * sheet
     left, top = int(sheet / 2 + shift[0]), int(sheet / 2 + shift[1])
     ink_array = np.asarray(ink.crop((left, top, left + sheet, top + sheet)), np.float32) / 255
@@ -47,7 +47,7 @@ def write_letters(root: Path, per_class: int, test_per_class: int, photos: int, 
     rng = np.random.default_rng(seed)
     for split, count in (("train", per_class), ("test", test_per_class)):
         for letter in LETTERS:
-            folder = root / split / letter
+            folder = root / "letters" / split / letter
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 suffix = ".png" if i % 2 else ".jpg"
@@ -63,7 +63,7 @@ def picture(root: Path, out: Path, n: int = 6, cell: int = 112) -> None:
     from mlptrain.data.images import read_image
     from mlptrain.data.prepare import mnist_style
 
-    files = [sorted((root / "test" / letter).iterdir())[1] for letter in LETTERS[:n]]
+    files = [sorted((root / "letters" / "test" / letter).iterdir())[1] for letter in LETTERS[:n]]
     grid = Image.new("L", (n * cell, 2 * cell + 20), 255)
     for i, path in enumerate(files):
         photo = Image.open(path).convert("L")
@@ -80,7 +80,7 @@ def picture(root: Path, out: Path, n: int = 6, cell: int = 112) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path)
-    parser.add_argument("--per-class", type=int, default=300, help="training images per letter")
+    parser.add_argument("--per-class", type=int, default=100, help="training images per letter")
     parser.add_argument("--test-per-class", type=int, default=50, help="test images per letter")
     parser.add_argument("--photos", type=int, default=5, help="extra photos for predict")
     parser.add_argument("--picture", type=Path, help="also write the preparation figure here")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -130,12 +131,14 @@ def timed_load(source: Path, cache: Path) -> dict:
 def load(args: argparse.Namespace, work: Path) -> None:
     images, labels = mnist(args.data, "train")
     root = work / "pngs"
-    started = time.perf_counter()
-    write_pngs(root, images[:args.n], labels[:args.n], seed=0)
-    print(f"wrote {args.n} PNGs ({', '.join(map(str, SIZES))} px digits on 1.5x sheets) in "
-          f"{time.perf_counter() - started:.0f} s")
-    print(f"{cpu_model()}, {available_cores()} cores available")
+    if sum(1 for _ in root.rglob("*.png")) != args.n:  # a --work of an earlier run keeps its PNGs
+        started = time.perf_counter()
+        write_pngs(root, images[:args.n], labels[:args.n], seed=0)
+        print(f"wrote {args.n} PNGs ({', '.join(map(str, SIZES))} px digits on 1.5x sheets) in "
+              f"{time.perf_counter() - started:.0f} s")
+    print(f"{cpu_model()}, {available_cores()} cores available, load average {os.getloadavg()[0]:.1f}")
     cache = work / "cache"
+    shutil.rmtree(cache, ignore_errors=True)  # the first load starts from an empty cache
     for attempt in ("first (prepared on every core, into the cache)", "second (from the cache)", "third"):
         result = timed_load(root, cache)
         print(f"{attempt}: {result['seconds']:.2f} s for {result['n']} images")

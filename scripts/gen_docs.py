@@ -249,7 +249,7 @@ def datasets_table() -> list[str]:
 def formats_table() -> list[str]:
     from mlptrain.data.formats import FORMATS
 
-    rows = [[f"`{f.name}`", f.layout, f"`--dataset {f.example}`"] for f in FORMATS.values()]
+    rows = [[f"`{f.name}`", f.layout.replace("<", "&lt;"), f"`--dataset {f.example}`"] for f in FORMATS.values()]
     return _table(["format", "what --dataset PATH holds (tried in this order)", "example"], rows)
 
 

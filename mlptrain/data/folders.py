@@ -42,7 +42,7 @@ def layout(root: Path) -> dict[str, Path]:
     """``{"train": DIR/train, "test": DIR/test}`` (those present) for the split layout, ``{"whole": DIR}`` for
     one level of class folders; DataError when train/ or test/ sits beside other folders (which would they be?)."""
     folders = _subfolders(root)
-    named = [p for p in folders if p.name in SPLITS and _subfolders(p)]
+    named = sorted((p for p in folders if p.name in SPLITS and _subfolders(p)), key=lambda p: SPLITS.index(p.name))
     if not named:
         return {"whole": root}
     others = [p.name for p in folders if p.name not in SPLITS]
@@ -50,7 +50,7 @@ def layout(root: Path) -> dict[str, Path]:
         raise DataError(f"{root} holds {'/ and '.join(p.name for p in named)}/ beside other folders "
                         f"({', '.join(others[:5])}); put every class folder under train/ and test/, "
                         "or use one level of class folders without train/ and test/")
-    return {p.name: p for p in sorted(named, key=lambda p: SPLITS.index(p.name))}  # train first
+    return {p.name: p for p in named}
 
 
 def class_files(split_root: Path) -> dict[str, list[tuple[str, int, int]]]:
