@@ -24,6 +24,7 @@ class DataFormat:
 
     name: str
     layout: str
+    splits: str  # what holds the two splits, for the message about a missing one
     example: str
     matches: Callable[[Path], bool]
     load: Callable[[Path, Request], Parts]
@@ -31,14 +32,16 @@ class DataFormat:
 
 FORMATS: dict[str, DataFormat] = {f.name: f for f in (
     DataFormat("idx", "a directory of IDX files: train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-               "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (gzipped or not)", "digits/",
-               idxdir.matches, idxdir.load),
+               "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (gzipped or not)", "the train-* and t10k-* files",
+               "digits/", idxdir.matches, idxdir.load),
     DataFormat("csv", "CSV files DIR/train.csv and DIR/test.csv, or one FILE.csv split by --test-size: a label column "
-               "(named label, else the first), then one column per pixel", "digits.csv", csvfile.matches, csvfile.load),
+               "(named label, else the first), then one column per pixel", "train.csv and test.csv",
+               "digits.csv", csvfile.matches, csvfile.load),
     DataFormat("npz", "a NumPy archive FILE.npz holding x_train, y_train, x_test, y_test (as Keras's mnist.npz)",
-               "mnist.npz", npzfile.matches, npzfile.load),
+               "x_train, y_train, x_test, y_test", "mnist.npz", npzfile.matches, npzfile.load),
     DataFormat("folders", "class folders of images: DIR/train/<class>/ and DIR/test/<class>/, or DIR/<class>/ "
-               "split by --test-size", "letters/", folders.matches, folders.load),
+               "split by --test-size", "train/<class>/ and test/<class>/", "letters/", folders.matches,
+               folders.load),
 )}
 
 

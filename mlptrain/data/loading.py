@@ -69,7 +69,7 @@ def load_dataset(source: Path, name: str, preparation: Preparation = Preparation
     data_format = FORMATS["idx"] if name in DATASETS else detect(source)
     request = Request(preparation, ArrayCache(cache_dir), need_train, progress, tuple(class_names))
     parts = data_format.load(source, request)
-    train, test = _splits(parts, source, preparation, need_train)
+    train, test = _splits(parts, source, preparation, need_train, data_format.splits)
     n_classes = len(parts.class_names) if parts.class_names else int((train or test).labels.max()) + 1
     if test.labels.max() >= n_classes:
         raise DataError(f"{test.source} has label {int(test.labels.max())}, but the training labels only go up to "
@@ -86,19 +86,21 @@ def load_dataset(source: Path, name: str, preparation: Preparation = Preparation
     )
 
 
-def _splits(parts: Parts, source: Path, preparation: Preparation, need_train: bool) -> tuple[Split | None, Split]:
+def _splits(parts: Parts, source: Path, preparation: Preparation, need_train: bool,
+            hint: str) -> tuple[Split | None, Split]:
     """The training split (None when not needed and not there) and the test split, checked: present, not empty,
-    of one image shape. A set without a test split of its own is divided by ``preparation.test_size``."""
+    of one image shape. A set without a test split of its own is divided by ``preparation.test_size``; ``hint``
+    says what holds the two splits in the set's format."""
     train, test = parts.train, parts.test
     if parts.whole is not None:
         train, test = split_whole(parts.whole, preparation.test_size)
         parts.details["test_split"] = {"test_size": preparation.test_size, "seed": SPLIT_SEED,
                                        "n_test": len(test.labels)}
     if test is None:
-        raise DataError(f"{source} has no test split; give the test images too ({_split_hint(parts)})")
+        raise DataError(f"{source} has no test split; give the test images too ({hint})")
     if need_train and train is None:
         raise DataError(f"{source} has only a test split, which is enough for mlptrain eval but not for training; "
-                        f"give the training images too ({_split_hint(parts)})")
+                        f"give the training images too ({hint})")
     for split in (train, test):
         if split is not None and len(split.labels) == 0:
             raise DataError(f"{split.source} holds no images (an empty split); add some")
@@ -106,12 +108,6 @@ def _splits(parts: Parts, source: Path, preparation: Preparation, need_train: bo
         raise DataError(f"{test.source} holds images of shape {test.images.shape[1:]} but {train.source} holds "
                         f"{train.images.shape[1:]}; both splits must match")
     return train, test
-
-
-def _split_hint(parts: Parts) -> str:
-    return {"idx": "the train-* and t10k-* IDX files", "csv": "train.csv and test.csv",
-            "npz": "x_train, y_train, x_test, y_test", "folders": "train/<class>/ and test/<class>/"}.get(
-        parts.details.get("format", ""), "both splits")
 
 
 def split_whole(whole: Split, test_size: int | float) -> tuple[Split, Split]:
