@@ -395,3 +395,20 @@ def test_data_import_writes_any_set_prepared_as_idx_with_class_names(runner: Cli
     assert result.exit_code == 0, result.output
     assert len(load_dataset(tmp_path / "csv", "csv").test_labels) == 10
     assert (tmp_path / "csv" / "classes.txt").read_text() == "0\n1\n2\n"
+
+
+def test_a_sweep_over_class_folders_prepares_them_once(runner: CliRunner, folders: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep prepares the images into the cache before the trials start; the trials read them from there."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(json.dumps({"base": {"dataset": str(folders), "hidden": [8], "epochs": 1, "val_size": 6,
+                                         "batch_size": 16}, "grid": {"lr": [0.1]}, "seeds": 2}))
+    cache = tmp_path / "cache"
+    result = runner.invoke(cli, ["sweep", str(spec), "--out", str(tmp_path / "sw"), "--workers", "1", "--quiet",
+                                 "--data-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    trials = [json.loads(line) for line in (tmp_path / "sw" / "results.jsonl").read_text().splitlines()]
+    assert [t["status"] for t in trials] == ["complete", "complete"]
+    for trial in ("seed=0", "seed=1"):
+        data = summary(tmp_path / "sw" / trial)["dataset"]
+        assert data["format"] == "folders" and data["train"]["cached"] and data["test"]["cached"]
