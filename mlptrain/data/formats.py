@@ -53,8 +53,8 @@ def layouts() -> str:
 def detect(path: Path) -> DataFormat:
     """The format ``path`` holds (the first row that matches); DataError naming every layout otherwise."""
     if not path.exists():
-        raise DataError(f"{path} does not exist; --dataset takes a known data set ({dataset_names()}) or a path "
-                        f"to: {layouts()}")
+        raise DataError(f"dataset {str(path)!r} does not exist; --dataset takes a known data set ({dataset_names()}) "
+                        f"or a path to: {layouts()}")
     for data_format in FORMATS.values():
         if data_format.matches(path):
             return data_format

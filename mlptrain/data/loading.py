@@ -66,7 +66,7 @@ def load_dataset(source: Path, name: str, preparation: Preparation = Preparation
     ``need_train`` False loads the test split only (a set to evaluate on may have nothing else);
     ``class_names``: the classes the labels must follow (a trained run's), for formats that name them.
     """
-    data_format = FORMATS["idx"] if name in DATASETS else detect(source)
+    data_format = FORMATS["idx"] if name in DATASETS and source.is_dir() else detect(source)
     request = Request(preparation, ArrayCache(cache_dir), need_train, progress, tuple(class_names))
     parts = data_format.load(source, request)
     train, test = _splits(parts, source, preparation, need_train, data_format.splits)

@@ -83,7 +83,7 @@ def check_fits_data(config: Config, data: Dataset) -> None:
     if count_of(config.val_size, n) >= n:
         raise ConfigError(
             f"val_size {config.val_size} leaves no training images: the training set holds {n}; "
-            "lower --val-size"
+            f"lower --val-size (a count below {n}, or a fraction such as 10%)"
         )
     if config.augment and len(data.image_shape) != 2:
         raise ConfigError(
