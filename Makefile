@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EPOCHS ?= 3
 DEMO_RUN ?= runs/demo
+# The demo keeps MNIST in the repository's data/, not in the per-user cache (~/.cache/mlptrain).
+DEMO_DATA ?= data
 
 .PHONY: demo test lint docs docs-gen bench bench-accuracy bench-drift ab clean
 
@@ -21,8 +23,8 @@ $(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
 
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_RUN)
-	$(BIN)/mlptrain fit --epochs $(EPOCHS) --out $(DEMO_RUN)
-	$(BIN)/mlptrain eval $(DEMO_RUN)
+	MLPTRAIN_DATA_DIR=$(DEMO_DATA) $(BIN)/mlptrain fit --epochs $(EPOCHS) --out $(DEMO_RUN)
+	MLPTRAIN_DATA_DIR=$(DEMO_DATA) $(BIN)/mlptrain eval $(DEMO_RUN)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

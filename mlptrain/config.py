@@ -16,6 +16,8 @@ from typing import Any, Callable, Mapping
 
 from mlptrain.data.augment import augmentation_names, check_mirroring, parse_augment
 from mlptrain.data.datasets import DATASETS, dataset_names
+from mlptrain.data.parts import Preparation, parse_size
+from mlptrain.data.prepare import PREPROCESSING
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import activation_names, get_activation
 from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, describe_defaults, get_initializer
@@ -68,13 +70,19 @@ class Config:
     augment: tuple[str, ...] = ()
     label_smoothing: float = 0.0
     tensorboard: bool = False  # output only: never changes the numbers
+    preprocess: str = "mnist"
+    image_size: int = 28
+    image_shape: tuple[int, int] | None = None
+    test_size: int | float = 0.2
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain types only, ready for YAML/JSON (``hidden`` as a list)."""
+        """Plain types only, ready for YAML/JSON (``hidden``, ``augment`` and ``image_shape`` as lists)."""
         values = dataclasses.asdict(self)
-        values["hidden"] = list(self.hidden)
-        values["augment"] = list(self.augment)
-        return values
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
+
+    def preparation(self) -> Preparation:
+        """How a user's data set becomes arrays, as this config says (``data.parts.Preparation``)."""
+        return Preparation(self.preprocess, self.image_size, self.image_shape, self.test_size)
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,21 @@ def parse_hidden(value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
+def parse_shape(value: Any) -> tuple[int, int]:
+    """An image's ``(height, width)`` from ``"28,28"`` or ``[28, 28]``."""
+    allowed = "a height and width in pixels, e.g. 28,28"
+    if isinstance(value, str):
+        try:
+            value = [int(part) for part in value.replace("x", ",").split(",")]
+        except ValueError:
+            raise ValueError(allowed) from None
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in value
+    ):
+        raise ValueError(allowed)
+    return int(value[0]), int(value[1])
+
+
 def _names(table: Mapping[str, Any]) -> Callable[[], list[str]]:
     return lambda: list(table)
 
@@ -206,7 +229,8 @@ FIELDS: dict[str, Field] = {
     "warmup_epochs": Field(_integer(0, 100_000), "epochs of linear lr warm-up before the schedule", kind=int),
     "batch_size": Field(_integer(1, 1_000_000), "minibatch size", kind=int),
     "epochs": Field(_integer(1, 100_000), "passes over the training set (at most, with early stopping)", kind=int),
-    "val_size": Field(_integer(0, 10_000_000), "training images held out for validation (0: none)", kind=int),
+    "val_size": Field(parse_size, "training images held out for validation: a count, or a fraction (0.1 or 10%) "
+                      "(0: none)"),
     "patience": Field(_integer(1, 100_000), "early stopping: epochs without improvement before stopping",
                       True, int),
     "min_delta": Field(_number(0, 1000), "early stopping: the least change that counts as improvement",
@@ -230,6 +254,18 @@ FIELDS: dict[str, Field] = {
         parse_augment, "random distortions of the training batches, applied in order: "
         + ", ".join(augmentation_names()) + "; each NAME or NAME:KEY=VALUE:..., comma-separated (\"\" for none)",
     ),
+    "preprocess": _choice_field(
+        lambda: list(PREPROCESSING), "class-folder images: mnist prepares them as MNIST was made (grayscale, invert "
+        "a light background, crop to the ink, scale to 20/28 of the side, centre by mass); none takes them as they "
+        "are (all one size); predict does the same with the run's choice",
+    ),
+    "image_size": Field(_integer(4, 1024), "class folders with preprocess mnist: the side of the square images "
+                        "they are prepared to", kind=int),
+    "image_shape": Field(parse_shape, "CSV and .npz rows of pixels: the images' height,width (default: square)",
+                         True),
+    "test_size": Field(parse_size, "a data set without a test split (one level of class folders, one CSV file): the "
+                       "images held out as its test split, the same ones every run: a count, or a fraction (0.2 "
+                       "or 20%)"),
 }
 assert set(FIELDS) == {f.name for f in dataclasses.fields(Config)}, "FIELDS must describe every Config key"
 

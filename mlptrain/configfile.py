@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 from mlptrain.config import Config, build_config, default_init, merge, normalize_key
-from mlptrain.data.datasets import check_dataset
+from mlptrain.data.formats import check_dataset
 from mlptrain.errors import ConfigError
 
 SHIPPED_SUFFIX = ".yaml"

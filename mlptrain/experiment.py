@@ -8,6 +8,7 @@ without is not (and can be resumed).
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 import time
@@ -20,6 +21,7 @@ import numpy as np
 from mlptrain import __version__
 from mlptrain.config import Config, build_config
 from mlptrain.data.loading import Dataset
+from mlptrain.data.parts import Preparation
 from mlptrain.errors import DataError, DivergedError, RunDirError, RunInterrupted, Terminated
 from mlptrain.fsutil import signals_deferred
 from mlptrain.nn.blas import kernel_name
@@ -27,6 +29,7 @@ from mlptrain.nn.initializers import describe_init
 from mlptrain.runs.extend import check_extendable, is_complete, keep_final_state, reopen_for_more_epochs
 from mlptrain.runs.files import (
     CHECKPOINT_FILE,
+    CONFIG_FILE,
     EVAL_FILE,
     RESUME_HINT,
     SUMMARY_FILE,
@@ -209,7 +212,8 @@ def _restore(trainer: Trainer, saved: dict[str, np.ndarray], run_dir: Path) -> N
 
 def _weights_meta(data: Dataset) -> dict[str, Any]:
     """What ``predict`` and ``export`` need besides the arrays; stored as extra entries, the weights untouched."""
-    meta: dict[str, Any] = {"dataset": data.name, "image_shape": list(data.image_shape), "n_classes": data.n_classes}
+    meta: dict[str, Any] = {"dataset": data.name, "image_shape": list(data.image_shape), "n_classes": data.n_classes,
+                            "preprocess": data.preprocess}
     if data.class_names:
         meta["class_names"] = list(data.class_names)
     return meta
@@ -271,20 +275,24 @@ def _dataset_record(data: Dataset, directory: Path) -> dict[str, Any]:
         "image_shape": list(data.image_shape),
         "n_classes": data.n_classes,
         "sha256": data.files,
+        **data.details,  # the format, its layout, the test split of a set without one, cache use
     }
 
 
-def evaluate_run(run_dir: Path, dataset: str | None, load: Callable[[str], Dataset]) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, dataset: str | None,
+                 load: Callable[[str, Preparation, tuple[str, ...]], Dataset]) -> dict[str, Any]:
     """Evaluate a run's weights on a data set's test split and write ``eval.json``.
 
-    ``dataset`` defaults to the one the run trained on; ``load`` fetches a data
-    set by name or directory. A failure to write ``eval.json`` (say, a read-only
-    run directory) is reported in the result, not raised: the numbers stand.
+    ``dataset`` defaults to the one the run trained on; ``load(name, preparation, class_names)`` fetches the test
+    split of a data set by name or path, prepared as the run's config says, its labels following the run's class
+    names where the data set names its classes. A failure to write ``eval.json`` (say, a read-only run
+    directory) is reported in the result, not raised: the numbers stand.
     """
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
     net, meta = load_weights(run_dir / WEIGHTS_FILE)
-    data = load(dataset or str(meta.get("dataset", "mnist")))
+    names = class_names(meta, net.sizes[-1])
+    data = load(dataset or str(meta.get("dataset", "mnist")), _run_preparation(run_dir, meta), names)
     _check_compatible(net.sizes, data)
     result = evaluate(net, data.test_images, data.test_labels, n_classes=net.sizes[-1])
     report = {
@@ -294,7 +302,7 @@ def evaluate_run(run_dir: Path, dataset: str | None, load: Callable[[str], Datas
         "accuracy": result.accuracy,
         "loss": result.loss,
         "per_class_accuracy": result.per_class_accuracy,
-        "class_names": list(class_names(meta, net.sizes[-1])),
+        "class_names": list(names),
         "confusion": result.confusion.tolist(),
     }
     try:
@@ -302,6 +310,17 @@ def evaluate_run(run_dir: Path, dataset: str | None, load: Callable[[str], Datas
     except OSError as exc:
         report["eval_file_error"] = f"could not write {run_dir / EVAL_FILE}: {exc.strerror or exc}"
     return report
+
+
+def _run_preparation(run_dir: Path, meta: dict[str, Any]) -> Preparation:
+    """How the run prepared its data (its config's keys; the defaults without a ``config.yaml``), images prepared
+    to the size its network takes."""
+    config = build_config(read_config(run_dir)) if (run_dir / CONFIG_FILE).is_file() else Config()
+    preparation = config.preparation()
+    shape = meta.get("image_shape")
+    if isinstance(shape, list) and len(shape) == 2 and shape[0] == shape[1]:
+        preparation = dataclasses.replace(preparation, image_size=int(shape[0]))
+    return preparation
 
 
 def _check_compatible(sizes: list[int], data: Dataset) -> None:

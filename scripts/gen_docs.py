@@ -101,7 +101,7 @@ def _option_line(param: click.Option, ctx: click.Context) -> str:
     if isinstance(param.type, click.Choice):
         facts.append("one of: " + ", ".join(f"`{c}`" for c in param.type.choices))
     if param.show_default and param.default not in (None, False, (), []):
-        default = param.default
+        default = param.show_default if isinstance(param.show_default, str) else param.default  # text for a callable
         default = ", ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
         facts.append(f"default: `{default}`")
     envvar = param.envvar if isinstance(param.envvar, str) else None
@@ -268,6 +268,13 @@ def datasets_table() -> list[str]:
     return _table(["--dataset", "description", "four .gz files", "verified by", "mirrors, tried in order"], rows)
 
 
+def formats_table() -> list[str]:
+    from mlptrain.data.formats import FORMATS
+
+    rows = [[f"`{f.name}`", f.layout.replace("<", "&lt;"), f"`--dataset {f.example}`"] for f in FORMATS.values()]
+    return _table(["format", "what --dataset PATH holds (tried in this order)", "example"], rows)
+
+
 def augmentations_table() -> list[str]:
     from mlptrain.data.augment import AUGMENTATIONS
 
@@ -307,6 +314,7 @@ TABLES: dict[str, Callable[[], list[str]]] = {
     "initializers": initializers_table,
     "optimizers": optimizers_table,
     "schedules": schedules_table,
+    "formats": formats_table,
 }
 _BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (\w+) -->\n).*?(<!-- END GENERATED: \2 -->)", re.S)
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
 from httpserver import LoopbackServer
+
+# --- the data directory ------------------------------------------------------------
+
+# The suite never touches the real per-user cache (~/.cache/mlptrain): every command and every process the tests
+# start finds its data directory here, unless a test says otherwise. Set at import, before any test runs.
+_DATA_DIR = tempfile.TemporaryDirectory(prefix="mlptrain-test-data-")
+os.environ["MLPTRAIN_DATA_DIR"] = _DATA_DIR.name
+os.environ["XDG_CACHE_HOME"] = os.path.join(_DATA_DIR.name, "xdg-cache")
+
 
 # --- loopback HTTP server (tests/httpserver.py) ------------------------------------
 

@@ -222,7 +222,8 @@ def test_out_that_holds_files_is_refused(runner: CliRunner, tiny: Path, tmp_path
 
 def test_missing_or_incomplete_dataset_dir(runner: CliRunner, tiny: Path, tmp_path: Path) -> None:
     result = fit(runner, tmp_path / "nowhere", tmp_path / "run")
-    assert result.exit_code == 2 and "nor an existing directory of IDX files" in result.stderr
+    assert result.exit_code == 2 and "nor an existing path; a path may hold: (1) a directory of IDX files" \
+        in result.stderr
     (tiny / "t10k-labels-idx1-ubyte.gz").unlink()
     result = fit(runner, tiny, tmp_path / "run")
     assert result.exit_code == 1 and "lacks t10k-labels-idx1-ubyte.gz" in result.stderr
@@ -306,7 +307,7 @@ def test_a_close_dataset_name_is_suggested_before_any_output(runner: CliRunner) 
         result = runner.invoke(cli, ["fit", "--dataset", given])
         assert result.exit_code == 2 and result.stdout == ""
         assert result.stderr == (f"Error: --dataset {given!r} is neither a known data set ({', '.join(DATASETS)}) "
-                                 f"nor an existing directory of IDX files; did you mean {meant!r}?\n")
+                                 f"nor an existing path; did you mean {meant!r}?\n")
 
 
 @pytest.mark.parametrize("text, shown", [("nesterov: \n", "nothing (an empty value)"),

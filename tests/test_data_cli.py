@@ -136,7 +136,7 @@ def test_every_mirror_failing_is_one_error_line_and_no_files(
     assert len(lines) == 1 and lines[0].startswith(f"Error: could not download {FILE_NAMES[0]}: ")
     assert f"{first}{FILE_NAMES[0]} (HTTP 404)" in lines[0] and f"{second}{FILE_NAMES[0]} (HTTP 404)" in lines[0]
     assert "--mirror" in lines[0] and "Traceback" not in result.output
-    assert [p for p in data_dir.rglob("*") if not p.is_dir()] == []  # nothing, not even a .part file
+    assert not data_dir.exists()  # nothing, not even a .part file or the empty directories it made
     assert tiny.server.hits(f"/gone/{FILE_NAMES[0]}") == 1  # a 404 is not retried
 
 
@@ -244,3 +244,27 @@ def test_fit_downloads_a_known_data_set_and_records_its_checksums(
     assert record["n_train"] == 120 and record["n_test"] == 40 and record["n_classes"] == 3
     assert record["sha256"] == {f.name: f.sha256 for f in tiny.spec.files}
     assert tiny.server.total_hits == 0
+
+
+def test_the_data_directory_is_the_per_user_cache_unless_told(runner: CliRunner, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not ./data: after a cd, the cache is still where it was. MLPTRAIN_DATA_DIR and --data-dir override it."""
+    monkeypatch.delenv("MLPTRAIN_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    assert invoke(runner, "data", "list").stdout.splitlines()[-1] == f"cache: {tmp_path / 'xdg' / 'mlptrain'}"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # the XDG spec: a relative path is ignored
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    home_cache = tmp_path / "home" / ".cache" / "mlptrain"
+    assert invoke(runner, "data", "list").stdout.splitlines()[-1] == f"cache: {home_cache}"
+    monkeypatch.setenv("MLPTRAIN_DATA_DIR", str(tmp_path / "env"))
+    assert invoke(runner, "data", "list").stdout.splitlines()[-1] == f"cache: {tmp_path / 'env'}"
+    result = invoke(runner, "data", "list", "--data-dir", str(tmp_path / "flag"))
+    assert result.stdout.splitlines()[-1] == f"cache: {tmp_path / 'flag'}"
+    assert not (tmp_path / "data").exists()
+
+
+def test_make_demo_keeps_the_repositorys_data_directory() -> None:
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    demo = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "MLPTRAIN_DATA_DIR=$(DEMO_DATA)" in demo and "DEMO_DATA ?= data" in makefile

@@ -14,8 +14,8 @@ from PIL import Image, ImageDraw
 from mlptrain.cli import cli
 from mlptrain.data.datasets import DATASETS
 from mlptrain.data.idx import read_idx
+from mlptrain.data.prepare import mnist_style
 from mlptrain.infer.predict import load_model, probabilities
-from mlptrain.infer.preprocess import mnist_style
 
 from synthetic import write_dataset
 
@@ -57,7 +57,7 @@ def test_a_photographed_digit_comes_out_like_mnist() -> None:
     height, width = ink_bbox(out)
     assert max(height, width) in (20, 21) and min(height, width) <= 20  # Lanczos may add a faint pixel
     com = centre_of_mass(out)
-    assert abs(com[0] - 13.5) <= 0.5 and abs(com[1] - 13.5) <= 0.5  # pixel i covers [i, i+1): centre 14.0
+    assert abs(com[0] - 14.0) <= 0.5 and abs(com[1] - 14.0) <= 0.5  # where MNIST's own images have it, on average
     assert out.max() == pytest.approx(1.0, abs=0.02)
     corners = [out[:5, :5], out[:5, -5:], out[-5:, :5], out[-5:, -5:]]
     assert max(c.max() for c in corners) == 0.0  # paper, light gradient and noise are gone
@@ -346,7 +346,7 @@ def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(runner: CliRunn
     exif = Image.Exif()
     exif[0x0112] = 6  # ... with the tag that says: turn it 90 degrees clockwise to show it
     image.save(tmp_path / "phone.png", exif=exif)
-    from mlptrain.infer.inputs import read_image
+    from mlptrain.data.images import read_image
 
     read = read_image(tmp_path / "phone.png", "phone.png")
     assert np.array_equal(read, upright.astype(np.float32) * np.float32(1 / 255))
@@ -378,7 +378,7 @@ def test_predict_imports_neither_plotting_nor_progress_bars_nor_downloads(run: P
 
 @pytest.mark.parametrize("kind", ["16-bit", "ink in the alpha channel", "palette", "pgm", "tiff"])
 def test_image_modes_read_as_the_same_grayscale(tmp_path: Path, kind: str) -> None:
-    from mlptrain.infer.inputs import read_image
+    from mlptrain.data.images import read_image
 
     gray = photo_of_a_seven()
     path = tmp_path / ("x.pgm" if kind == "pgm" else "x.tiff" if kind == "tiff" else "x.png")
@@ -438,3 +438,60 @@ def test_worker_threads_give_the_same_probabilities_bit_for_bit(n: int) -> None:
         for workers in (2, 3):
             np.testing.assert_array_equal(probabilities(net, rows, chunk=8, workers=workers), one)
     assert one.shape == (n, 3) and (n == 0 or np.allclose(one.sum(axis=1), 1, atol=1e-6))
+
+
+# --- fixes in the shared preparation -------------------------------------------------------------------
+
+
+def test_the_centre_of_mass_lands_where_mnists_does() -> None:
+    """MNIST's images have their centre of mass at (13.996, 14.007) on average, not at 13.5."""
+    centres = []
+    for seed, offset in enumerate([(-45, 30), (20, -10), (0, 0), (35, 25), (-20, -30), (10, 40)]):
+        out, _ = mnist_style(photo_of_a_seven(offset=offset, seed=seed) / 255.0, (28, 28))
+        centres.append(centre_of_mass(out))
+    mean = np.mean(centres, axis=0)
+    assert np.abs(mean - 14.0).max() < 0.25, mean
+
+
+def test_a_speck_on_blank_paper_is_blank_not_a_solid_block() -> None:
+    rng = np.random.default_rng(0)
+    paper = np.clip(230 + rng.normal(0, 6, (200, 200)), 0, 255)
+    paper[120:122, 60:62] = 30  # a 2x2 speck of dirt
+    out, blank = mnist_style(paper / 255.0, (28, 28))
+    assert blank and not out.any()
+
+
+def test_a_float_tiff_in_0_1_reads_like_the_8_bit_image(tmp_path: Path) -> None:
+    from mlptrain.data.images import read_image
+
+    gray = photo_of_a_seven()
+    Image.fromarray(gray.astype(np.float32) / 255).save(tmp_path / "float.tif")
+    assert Image.open(tmp_path / "float.tif").mode == "F"
+    read = read_image(tmp_path / "float.tif", "float.tif")
+    assert np.abs(read - gray / 255.0).max() < 1e-6
+
+
+def test_files_pillow_cannot_open_are_skipped_in_a_directory(runner: CliRunner, run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    save(photo_of_a_seven(), folder / "a.png")
+    (folder / "b.pdf").write_bytes(b"%PDF-1.4 not an image")  # Pillow writes PDFs but cannot read them
+    (folder / "c.h5").write_bytes(b"\x89HDF\r\n\x1a\n")  # a stub format: identified, never decoded
+    result = runner.invoke(cli, ["predict", str(run), str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [row["input"] for row in predictions(result)] == [str(folder / "a.png")]
+    assert result.stderr.splitlines() == [f"note: skipped {folder / 'b.pdf'}: not an image file",
+                                          f"note: skipped {folder / 'c.h5'}: not an image file"]
+
+
+def test_csv_has_no_header_when_every_input_failed(runner: CliRunner, run: Path, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["predict", str(run), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--csv"])
+    assert result.exit_code == 1 and result.stdout == ""
+
+
+def test_an_empty_array_is_told_it_has_no_rows_not_to_reshape(runner: CliRunner, run: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "empty.npy", np.zeros((0, 64), np.uint8))
+    result = runner.invoke(cli, ["predict", str(run), str(tmp_path / "empty.npy")])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {tmp_path / 'empty.npy'}: an array of shape (0, 64) holds no images; give at " \
+                            "least one row\n"

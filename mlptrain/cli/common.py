@@ -88,12 +88,23 @@ def config_file_option(f: Callable) -> Callable:
 
 def config_options(f: Callable) -> Callable:
     """One flag per config key, from ``FIELDS``; unset flags stay None (the file or default wins)."""
+    from mlptrain.config import FIELDS
+
+    return config_key_options(*FIELDS)(f)
+
+
+def config_key_options(*keys: str) -> Callable[[Callable], Callable]:
+    """A decorator adding the flags of config ``keys`` only (as ``config_options`` adds them all)."""
+    return lambda f: _key_options(f, keys)
+
+
+def _key_options(f: Callable, keys: tuple[str, ...]) -> Callable:
     from mlptrain.config import FIELDS, Config
     from mlptrain.configfile import flag_name
 
     defaults = Config().to_dict()
-    for key, field in reversed(FIELDS.items()):
-        default = defaults[key]
+    for key in reversed(keys):
+        field, default = FIELDS[key], defaults[key]
         shown = "" if default is None else f" [default: {default if key != 'hidden' else ','.join(map(str, default))}]"
         if field.kind is bool:
             name = key.replace("_", "-")
@@ -122,11 +133,13 @@ def resolved_config(config_file: str | None, flags: dict[str, Any], quiet: bool)
 
 
 def data_dir_option(f: Callable) -> Callable:
-    """--data-dir, the download cache [env: MLPTRAIN_DATA_DIR]."""
+    """--data-dir, the cache of downloaded and prepared data [env: MLPTRAIN_DATA_DIR; default: the per-user cache]."""
+    from mlptrain.data.cache import DATA_DIR_ENV, DEFAULT_DATA_DIR_TEXT, default_data_dir
+
     return click.option(
-        "--data-dir", envvar="MLPTRAIN_DATA_DIR", default="data", show_default=True,
+        "--data-dir", envvar=DATA_DIR_ENV, default=default_data_dir, show_default=DEFAULT_DATA_DIR_TEXT,
         type=click.Path(file_okay=False, path_type=Path),
-        help="Download cache [env: MLPTRAIN_DATA_DIR].",
+        help=f"Cache of downloaded data sets and prepared arrays [env: {DATA_DIR_ENV}].",
     )(f)
 
 
@@ -159,15 +172,15 @@ def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def download_progress(quiet: bool):
-    """A ProgressFactory drawing tqdm byte bars on stderr, or None when they would be noise."""
+def download_progress(quiet: bool, unit: str = "B"):
+    """A ProgressFactory drawing tqdm bars on stderr (of bytes, or of ``unit``), or None when they would be noise."""
     if not show_progress(quiet):
         return None
     from tqdm import tqdm
 
     @contextmanager
     def progress(desc: str, total: int | None) -> Iterator[Callable[[int], object]]:
-        with tqdm(total=total, desc=desc, unit="B", unit_scale=True, leave=False) as bar:
+        with tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", leave=False) as bar:
             yield bar.update
 
     return progress
@@ -183,9 +196,14 @@ def warn_if_unlocked() -> None:
                    "directory", err=True)
 
 
-def load_data(dataset: str, data_dir: Path, mirror: str | None, quiet: bool):
-    """Locate (downloading if needed) and load a data set."""
+def load_data(dataset: str, data_dir: Path, mirror: str | None, quiet: bool, preparation: Any = None,
+              need_train: bool = True, class_names: tuple[str, ...] = ()):
+    """Locate (downloading if needed) and load a data set, prepared as ``preparation`` (a ``Preparation``, default
+    the defaults) says, cached in ``data_dir``; the data set and where it is."""
     from mlptrain.data.loading import load_dataset, locate
+    from mlptrain.data.parts import Preparation
 
     directory = locate(dataset, data_dir, mirror, download_progress(quiet))
-    return load_dataset(directory, dataset), directory
+    data = load_dataset(directory, dataset, preparation or Preparation(), data_dir, need_train=need_train,
+                        progress=download_progress(quiet, unit="image"), class_names=class_names)
+    return data, directory

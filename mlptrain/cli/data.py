@@ -1,4 +1,4 @@
-"""``mlptrain data``: download, verify and list the cached data sets."""
+"""``mlptrain data``: download, verify and list the cached data sets; import a user's own as IDX."""
 
 from __future__ import annotations
 
@@ -6,12 +6,22 @@ from pathlib import Path
 
 import click
 
-from mlptrain.cli.common import Failure, Group, data_dir_option, data_options, download_progress
+from mlptrain.cli.common import (
+    Failure,
+    Group,
+    config_key_options,
+    data_dir_option,
+    data_options,
+    download_progress,
+    load_data,
+)
+
+PREPARATION_KEYS = ("preprocess", "image_size", "image_shape", "test_size")
 
 
 @click.group(cls=Group)
 def data() -> None:
-    """Download, verify and list the cached data sets.
+    """Download, verify and list the cached data sets; import your own as IDX files.
 
     \b
     Example:
@@ -88,7 +98,9 @@ def _download_command(names: list[str], data_dir: Path) -> str:
     """The ``mlptrain data download`` line that fetches ``names`` into ``data_dir``, ready to paste."""
     import shlex
 
-    where = "" if data_dir == Path("data") else f" --data-dir {shlex.quote(str(data_dir))}"
+    from mlptrain.data.cache import default_data_dir
+
+    where = "" if data_dir == default_data_dir() else f" --data-dir {shlex.quote(str(data_dir))}"
     return "mlptrain data download" + "".join(f" --dataset {name}" for name in names) + where
 
 
@@ -113,3 +125,37 @@ def list_(data_dir: Path) -> None:
             s.present and not s.verified for s in statuses) else "partial" if present else "not cached")
         click.echo(f"{name:<14} {len(present):>3}/4 {size:>7.1f}  {state:<13} {spec.description}")
     click.echo(f"cache: {data_dir.resolve()}")
+
+
+@data.command("import")
+@click.argument("source", metavar="SRC")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="DIR",
+              help="Directory to write the IDX files and classes.txt into (new, or without a data set in it).")
+@config_key_options(*PREPARATION_KEYS)
+@data_options
+def import_(source: str, out: Path, data_dir: Path, mirror: str | None, quiet: bool, **flags: object) -> None:
+    """Write a data set, prepared as fit prepares it, as gzipped IDX files plus classes.txt, for other tools.
+
+    SRC is anything --dataset takes: a known name, an IDX directory, class folders of images, CSV files or a
+    .npz archive. Class-folder images are prepared (--preprocess, --image-size); a set without a test split
+    is split by --test-size, as fit splits it.
+
+    \b
+    Examples:
+        mlptrain data import letters/ --out letters-idx
+        mlptrain data import digits.csv --test-size 0.1 --out digits-idx
+    """
+    from mlptrain.configfile import resolve_config
+    from mlptrain.data.idxdir import write_set
+
+    config = resolve_config(None, {"dataset": source, **flags}).config
+    dataset, _ = load_data(source, data_dir, mirror, quiet, config.preparation())
+    shape = (-1, *dataset.image_shape)
+    written = write_set(out, {"train": (dataset.train_images.reshape(shape), dataset.train_labels),
+                              "test": (dataset.test_images.reshape(shape), dataset.test_labels)},
+                        dataset.class_names or tuple(str(k) for k in range(dataset.n_classes)))
+    size = "x".join(map(str, reversed(dataset.image_shape)))
+    click.echo(f"{source}: {len(dataset.train_labels)} training and {len(dataset.test_labels)} test images, "
+               f"{size} pixels, {dataset.n_classes} classes, written to {out}:")
+    for path in written:
+        click.echo(f"  {path.name}")

@@ -14,8 +14,8 @@ from mlptrain.threads import blas_threads
 
 @click.command("eval")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--dataset", help="Evaluate on this data set instead of the one the run trained on "
-              "(same image size).")
+@click.option("--dataset", metavar="NAME|PATH", help="Evaluate on this data set's test split instead of the one "
+              "the run trained on (same image size; a set of test images only will do), prepared as the run's were.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--min-accuracy", type=click.FloatRange(0, 100), metavar="X",
               help="Exit with status 3 when test accuracy is below X (a fraction like 0.97, "
@@ -33,11 +33,13 @@ def eval_(run_dir: Path, dataset: str | None, as_json: bool, min_accuracy: float
         mlptrain eval runs/20261127-101500-relu-he-normal
         mlptrain eval runs/my-run --json --min-accuracy 0.97
         mlptrain eval runs/my-run --dataset path/to/other-idx-dir
+        mlptrain eval runs/letters --dataset letters/more-test-images
     """
     from mlptrain.experiment import evaluate_run
 
     with blas_threads(threads):
-        report = evaluate_run(run_dir, dataset, lambda name: load_data(name, data_dir, mirror, quiet)[0])
+        report = evaluate_run(run_dir, dataset, lambda name, preparation, names: load_data(
+            name, data_dir, mirror, quiet, preparation, need_train=False, class_names=names)[0])
     if as_json:
         import json
 

@@ -80,7 +80,7 @@ def fit(config_file: str | None, out: Path | None, resume: Path | None, overwrit
             from mlptrain.runs.tensorboard import require_tensorboard
 
             require_tensorboard()  # before any download: a missing extra is one line
-        data, directory = load_data(config.dataset, data_dir, mirror, quiet)
+        data, directory = load_data(config.dataset, data_dir, mirror, quiet, config.preparation())
         if dry_run:
             with blas_threads(threads):
                 _dry_run(config, data, strict)

@@ -17,7 +17,8 @@ import click
 from mlptrain.cli.common import threads_option
 
 PREPROCESS_HELP = ("mnist: invert, remove the background, crop, scale to 20/28 of the side and centre by mass, "
-                   "as MNIST was made; none: images already in the data set's format. Arrays are never preprocessed.")
+                   "as MNIST was made; none: images already in the data set's format. Arrays are never preprocessed. "
+                   "[default: the run's own choice (fit --preprocess), mnist for runs that did not record one]")
 
 
 @click.command()
@@ -27,12 +28,11 @@ PREPROCESS_HELP = ("mnist: invert, remove the background, crop, scale to 20/28 o
               help="Show the K likeliest classes of each input.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input image, one per line.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
-@click.option("--preprocess", type=click.Choice(["mnist", "none"]), default="mnist", show_default=True,
-              help=PREPROCESS_HELP)
+@click.option("--preprocess", type=click.Choice(["mnist", "none"]), help=PREPROCESS_HELP)
 @click.option("--save-preprocessed", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write what the network saw, one PNG per input image, into DIR.")
 @threads_option
-def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_csv: bool, preprocess: str,
+def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_csv: bool, preprocess: str | None,
             save_preprocessed: Path | None, threads: int | None) -> None:
     """Predict the class of each INPUT with the network in RUN_DIR.
 
@@ -55,7 +55,8 @@ def predict(run_dir: Path, inputs: tuple[str, ...], k: int, as_json: bool, as_cs
         raise click.BadParameter(f"the network has {model.n_classes} classes; choose 1 to {model.n_classes}",
                                  param_hint="--top-k")
     printer = _Printer("json" if as_json else "csv" if as_csv else "table", k)
-    predicted, failed = _predict_all(model, list(inputs), preprocess, printer, save_preprocessed, threads)
+    predicted, failed = _predict_all(model, list(inputs), preprocess or model.preprocess, printer, save_preprocessed,
+                                     threads)
     _finish(printer, predicted, failed)
 
 
@@ -122,11 +123,13 @@ class _Printer:
 
     def __init__(self, style: str, k: int) -> None:
         self.style, self.k, self.table = style, k, []
-        if style == "csv":
-            top = [f"{what}_{i}" for i in range(1, k + 1) for what in ("class", "label", "probability")]
-            self._csv(["input", "index", "predicted", "label", "probability", *(top if k > 1 else [])])
+        self._header_due = style == "csv"  # written with the first row: no header when every input failed
 
     def add(self, rows: list[dict[str, Any]]) -> None:
+        if self._header_due:
+            top = [f"{what}_{i}" for i in range(1, self.k + 1) for what in ("class", "label", "probability")]
+            self._csv(["input", "index", "predicted", "label", "probability", *(top if self.k > 1 else [])])
+            self._header_due = False
         if self.style == "json":
             import json
 

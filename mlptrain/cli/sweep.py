@@ -105,7 +105,7 @@ def sweep(spec_name: str, out: Path | None, workers: int | None, scheduler: str 
     try:
         with executor:
             outcome = run_sweep(plan, out, spec.read_text(encoding="utf-8"), data_dirs, executor, threads,
-                                f"mlptrain sweep {spec_name}", reporter.start, reporter.record)
+                                f"mlptrain sweep {spec_name}", reporter.start, reporter.record, data_dir.resolve())
     finally:
         reporter.close()
     _sweep_report(plan, out, outcome, make_plot)
@@ -118,14 +118,14 @@ def _sweep_executor(scheduler: str | None, cluster: str | None, workers: int) ->
 
 
 def _sweep_data(plan: Any, data_dir: Path, mirror: str | None, quiet: bool) -> dict[str, Path]:
-    """Each data set's directory (downloaded into the cache if needed), absolute, its files checked."""
-    from mlptrain.data.loading import find_files, locate
-    from mlptrain.sweep.execute import data_names
+    """Each data set's location (downloaded into the cache if needed), absolute; each loaded once as every trial
+    prepares it, so that the data is checked, and prepared into the cache once, before the trials start."""
+    from mlptrain.data.loading import load_dataset, locate
 
-    directories = {}
-    for name in data_names(plan):
-        directory = locate(name, data_dir, mirror, download_progress(quiet)).resolve()
-        find_files(directory)
+    directories: dict[str, Path] = {}
+    for name, preparation in dict.fromkeys((t.config.dataset, t.config.preparation()) for t in plan.trials):
+        directory = directories.get(name) or locate(name, data_dir, mirror, download_progress(quiet)).resolve()
+        load_dataset(directory, name, preparation, data_dir, progress=download_progress(quiet, unit="image"))
         directories[name] = directory
     return directories
 

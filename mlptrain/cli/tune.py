@@ -27,7 +27,7 @@ def tuning_options(f: Callable) -> Callable:
 
 def _setup(config_file: str | None, flags: dict[str, Any], data_dir: Path, mirror: str | None, quiet: bool):
     config = resolved_config(config_file, flags, quiet)
-    data, _ = load_data(config.dataset, data_dir, mirror, quiet)
+    data, _ = load_data(config.dataset, data_dir, mirror, quiet, config.preparation())
     return config, data
 
 

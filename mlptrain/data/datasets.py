@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from pathlib import Path
 
 from mlptrain.errors import ConfigError
 
@@ -172,20 +171,11 @@ def get_dataset(name: str) -> DatasetSpec:
     suggested for a typo."""
     spec = DATASETS.get(name)
     if spec is None:
-        raise ConfigError(f"unknown data set {name!r}; choose one of: {dataset_names()}{_did_you_mean(name)}")
+        raise ConfigError(f"unknown data set {name!r}; choose one of: {dataset_names()}{did_you_mean(name)}")
     return spec
 
 
-def check_dataset(name: str, source: str = "--dataset") -> None:
-    """ConfigError (a usage error) unless ``name`` is a known data set or an existing directory; a close known
-    name is suggested for a typo, and ``mnist/`` (a directory that is not there) is taken for the name ``mnist``."""
-    if name in DATASETS or Path(name).expanduser().is_dir():
-        return
-    raise ConfigError(f"{source} {name!r} is neither a known data set ({dataset_names()}) nor an existing "
-                      f"directory of IDX files{_did_you_mean(name)}")
-
-
-def _did_you_mean(name: str) -> str:
+def did_you_mean(name: str) -> str:
     """``; did you mean 'mnist'?`` for a typo or a trailing slash, else nothing."""
     stripped = name.rstrip("/\\")
     close = [stripped] if stripped in DATASETS else difflib.get_close_matches(name, list(DATASETS), n=1, cutoff=0.4)

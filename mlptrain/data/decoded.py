@@ -1,27 +1,22 @@
-"""A decoded-array cache beside each IDX file, so that loading a data set the second time is fast.
+"""A decoded copy of each IDX file in the cache, so that loading a data set the second time is fast.
 
-``train-images-idx3-ubyte.gz`` gets ``train-images-idx3-ubyte.gz.decoded.npy``
-(the array, read back with one ``np.load``) and ``….decoded.json`` (the source
-file's size, modification time and SHA-256, and the array's shape and dtype),
-written in that order so the JSON marks a complete cache. The cache is used
-only while the source's size and time match and the array is what the JSON
-says, so a replaced or re-downloaded file is decoded and validated afresh; a
-directory that cannot be written simply goes without a cache.
+``train-images-idx3-ubyte.gz`` gets an entry in the data directory's cache
+(``data.cache.ArrayCache``), keyed by the file's absolute path, holding the
+array and the source's size, modification time and SHA-256. The entry is used
+only while the source's size and time match, so a replaced or re-downloaded
+file is decoded and validated afresh; a cache that cannot be written simply
+goes without. Nothing is written beside the source files.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from mlptrain.fsutil import atomic_write, file_digest
-
-
-def _paths(path: Path) -> tuple[Path, Path]:
-    return path.with_name(path.name + ".decoded.npy"), path.with_name(path.name + ".decoded.json")
+from mlptrain.data.cache import ArrayCache, cache_key
+from mlptrain.fsutil import file_digest
 
 
 def _stamp(path: Path) -> dict[str, int]:
@@ -29,35 +24,13 @@ def _stamp(path: Path) -> dict[str, int]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def load_decoded(path: Path, read: Callable[[Path], np.ndarray]) -> tuple[np.ndarray, str]:
+def load_decoded(path: Path, read: Callable[[Path], np.ndarray], cache: ArrayCache) -> tuple[np.ndarray, str]:
     """The array ``read(path)`` returns and the file's SHA-256, from the cache when it is current."""
     stamp = _stamp(path)
-    cached = _read_cache(path, stamp)
-    if cached is not None:
-        return cached
+    key = cache_key("idx", str(path.resolve()))
+    cached = cache.load(key)
+    if cached is not None and {k: cached[1].get(k) for k in stamp} == stamp and "sha256" in cached[1]:
+        return cached[0]["array"], str(cached[1]["sha256"])
     array, digest = read(path), file_digest(path)
-    _write_cache(path, array, {**stamp, "sha256": digest, "shape": list(array.shape), "dtype": array.dtype.str})
+    cache.store(key, {"array": array}, {**stamp, "sha256": digest, "source": str(path.resolve())})
     return array, digest
-
-
-def _write_cache(path: Path, array: np.ndarray, record: dict[str, Any]) -> None:
-    npy, meta = _paths(path)
-    try:
-        atomic_write(npy, lambda f: np.save(f, array, allow_pickle=False))
-        atomic_write(meta, lambda f: f.write(json.dumps(record).encode()))
-    except OSError:
-        pass  # read-only data: no cache, just slower loads
-
-
-def _read_cache(path: Path, stamp: dict[str, int]) -> tuple[np.ndarray, str] | None:
-    npy, meta = _paths(path)
-    try:
-        record = json.loads(meta.read_text())
-        if {k: record.get(k) for k in stamp} != stamp:
-            return None
-        array = np.load(npy, allow_pickle=False)
-    except (OSError, ValueError, AttributeError):
-        return None  # absent, stale or damaged: decode the source again
-    if list(array.shape) != record.get("shape") or array.dtype.str != record.get("dtype"):
-        return None
-    return array, str(record["sha256"])

@@ -132,10 +132,40 @@ def ensure_dataset(
     (connect, read) seconds; each HTTP URL gets ``retries`` attempts, waiting
     ``backoff * 2**k`` seconds before retry k+1.
     """
+    created = _new_dirs(Path(data_dir) / spec.name)
     dest_dir = _make_dir(Path(data_dir) / spec.name)
     missing = [remote for remote in spec.files if not file_checksum_ok(dest_dir / remote.name, remote)]
     if not missing:
         return dest_dir
+    try:
+        _download_all(spec, missing, dest_dir, mirror, progress, timeout, retries, backoff)
+    except BaseException:
+        _remove_empty(created)  # a failed first download leaves no empty data/<name>/ behind
+        raise
+    return dest_dir
+
+
+def _new_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    new = []
+    while not path.exists() and path != path.parent:
+        new.append(path)
+        path = path.parent
+    return new
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    """Remove each directory (deepest first) while it is empty."""
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:
+            return  # not empty (another download filled it meanwhile), or gone
+
+
+def _download_all(spec: DatasetSpec, missing: list[RemoteFile], dest_dir: Path, mirror: str | None,
+                  progress: ProgressFactory | None, timeout: tuple[float, float], retries: int, backoff: float) -> None:
+    """Fetch each of ``missing`` into ``dest_dir`` from the first mirror that works."""
     import requests  # only now: it costs every other command a twentieth of a second to import
 
     mirrors = [normalize_mirror(mirror)] if mirror is not None else list(spec.mirrors)
@@ -152,7 +182,6 @@ def ensure_dataset(
             # mirror costs its timeouts once rather than once per file.
             mirrors.remove(good)
             mirrors.insert(0, good)
-    return dest_dir
 
 
 def _make_dir(path: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Find a data set (known name or directory), load it as uint8 arrays, and serve float batches.
+"""Find a data set (a known name or a path in any of the formats), load it as uint8 arrays, serve float batches.
 
 Images stay uint8 in memory, flattened to ``(n, pixels)``; each minibatch is
 scaled to ``[0, 1]`` floats when it is gathered, so the only float copy of the
@@ -9,22 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mlptrain.data.datasets import DATASETS, FILE_NAMES, dataset_names
-from mlptrain.data.decoded import load_decoded
+from mlptrain.data.cache import ArrayCache
+from mlptrain.data.datasets import DATASETS
 from mlptrain.data.download import ProgressFactory, ensure_dataset
-from mlptrain.data.idx import read_images, read_labels
+from mlptrain.data.formats import FORMATS, detect
+from mlptrain.data.idxdir import CLASSES_FILE
+from mlptrain.data.parts import SPLIT_SEED, Parts, Preparation, Request, Split, count_of, stratified_split
 from mlptrain.errors import DataError
 
 Array = np.ndarray
-CLASSES_FILE = "classes.txt"  # optional, beside a directory data set's IDX files
 
 
 @dataclass
 class Dataset:
-    """A training and a test split: images ``(n, pixels)`` uint8, labels ``(n,)`` uint8."""
+    """A training and a test split: images ``(n, pixels)`` uint8, labels ``(n,)`` uint8. A set loaded only to
+    evaluate on has no training images (``(0, pixels)``)."""
 
     name: str
     train_images: Array
@@ -35,6 +38,8 @@ class Dataset:
     n_classes: int
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     class_names: tuple[str, ...] = ()  # one per class; empty: the class numbers
+    preprocess: str = "mnist"  # how image files were (and are, by predict) prepared for the net
+    details: dict[str, Any] = field(default_factory=dict)  # format, layout, test split, cache use: for the summary
 
     @property
     def n_inputs(self) -> int:
@@ -44,73 +49,89 @@ class Dataset:
 def locate(
     dataset: str, data_dir: Path, mirror: str | None = None, progress: ProgressFactory | None = None
 ) -> Path:
-    """The directory holding ``dataset``'s files: downloaded into the cache for a known
-    name (verified, no network when already cached), or the directory itself."""
+    """Where ``dataset``'s data is: its directory in the cache for a known name (downloaded and verified there,
+    no network when already cached), else the path itself (a directory or a file)."""
     spec = DATASETS.get(dataset)
     if spec is None:
         return Path(dataset).expanduser()
     return ensure_dataset(spec, data_dir, mirror=mirror, progress=progress)
 
 
-def find_files(directory: Path) -> list[Path]:
-    """The four IDX files in ``directory``, gzipped (``.gz``) or not, in FILE_NAMES order."""
-    if not directory.is_dir():
-        raise DataError(
-            f"dataset {str(directory)!r} is neither a known data set ({dataset_names()}) "
-            "nor a directory"
-        )
-    found, missing = [], []
-    for name in FILE_NAMES:
-        candidates = [directory / name, directory / name.removesuffix(".gz")]
-        path = next((p for p in candidates if p.is_file()), None)
-        (found if path else missing).append(path or name)
-    if missing:
-        raise DataError(
-            f"{directory} lacks {', '.join(map(str, missing))}; an IDX data set directory needs "
-            f"the four files {', '.join(FILE_NAMES)} (gzipped or not)"
-        )
-    return found
+def load_dataset(source: Path, name: str, preparation: Preparation = Preparation(), cache_dir: Path | None = None,
+                 *, need_train: bool = True, progress: ProgressFactory | None = None,
+                 class_names: tuple[str, ...] = ()) -> Dataset:
+    """The data set at ``source`` (a known set's directory, or a path in any format of ``FORMATS``).
 
-
-def load_dataset(directory: Path, name: str) -> Dataset:
-    """Read and cross-check the four IDX files in ``directory``."""
-    train_x, train_y, test_x, test_y = find_files(directory)
-    (train_images, d1), (test_images, d2) = load_decoded(train_x, read_images), load_decoded(test_x, read_images)
-    (train_labels, d3), (test_labels, d4) = load_decoded(train_y, read_labels), load_decoded(test_y, read_labels)
-    _check_counts(train_x, train_images, train_y, train_labels)
-    _check_counts(test_x, test_images, test_y, test_labels)
-    if train_images.shape[1:] != test_images.shape[1:]:
-        raise DataError(
-            f"{test_x.name} holds images of shape {test_images.shape[1:]} but "
-            f"{train_x.name} holds {train_images.shape[1:]}; both splits must match"
-        )
-    n_classes = int(train_labels.max()) + 1
-    if test_labels.max() >= n_classes:
-        raise DataError(
-            f"{test_y.name} has label {int(test_labels.max())}, but the training labels "
-            f"only go up to {n_classes - 1}"
-        )
+    ``cache_dir``: the data directory whose cache keeps decoded and prepared arrays (None: no cache);
+    ``need_train`` False loads the test split only (a set to evaluate on may have nothing else);
+    ``class_names``: the classes the labels must follow (a trained run's), for formats that name them.
+    """
+    data_format = FORMATS["idx"] if name in DATASETS and source.is_dir() else detect(source)
+    request = Request(preparation, ArrayCache(cache_dir), need_train, progress, tuple(class_names))
+    parts = data_format.load(source, request)
+    train, test = _splits(parts, source, preparation, need_train, data_format.splits)
+    n_classes = len(parts.class_names) if parts.class_names else int((train or test).labels.max()) + 1
+    if test.labels.max() >= n_classes:
+        raise DataError(f"{test.source} has label {int(test.labels.max())}, but the training labels only go up to "
+                        f"{n_classes - 1}")
+    pixels = int(np.prod(test.images.shape[1:]))
+    empty = (np.zeros((0, pixels), np.uint8), np.zeros(0, np.uint8))
+    train_images, train_labels = (train.images.reshape(len(train.images), -1), train.labels) if train else empty
     return Dataset(
-        name=name,
-        train_images=train_images.reshape(len(train_images), -1),
-        train_labels=train_labels,
-        test_images=test_images.reshape(len(test_images), -1),
-        test_labels=test_labels,
-        image_shape=tuple(int(d) for d in train_images.shape[1:]),
-        n_classes=n_classes,
-        files={p.name: d for p, d in zip((train_x, train_y, test_x, test_y), (d1, d3, d2, d4))},
-        class_names=class_names(directory, name, n_classes),
+        name=name, train_images=train_images, train_labels=train_labels,
+        test_images=test.images.reshape(len(test.images), -1), test_labels=test.labels,
+        image_shape=tuple(int(d) for d in test.images.shape[1:]), n_classes=n_classes, files=parts.files,
+        class_names=parts.class_names or class_names_for(source, name, n_classes),
+        preprocess=preparation.preprocess, details=parts.details,
     )
 
 
-def class_names(directory: Path, name: str, n_classes: int) -> tuple[str, ...]:
-    """The names of a data set's classes: the table's for a known data set, else ``directory/classes.txt``
-    (one name per line) when present, else the class numbers."""
+def _splits(parts: Parts, source: Path, preparation: Preparation, need_train: bool,
+            hint: str) -> tuple[Split | None, Split]:
+    """The training split (None when not needed and not there) and the test split, checked: present, not empty,
+    of one image shape. A set without a test split of its own is divided by ``preparation.test_size``; ``hint``
+    says what holds the two splits in the set's format."""
+    train, test = parts.train, parts.test
+    if parts.whole is not None:
+        train, test = split_whole(parts.whole, preparation.test_size)
+        parts.details["test_split"] = {"test_size": preparation.test_size, "seed": SPLIT_SEED,
+                                       "n_test": len(test.labels)}
+    if test is None:
+        raise DataError(f"{source} has no test split; give the test images too ({hint})")
+    if need_train and train is None:
+        raise DataError(f"{source} has only a test split, which is enough for mlptrain eval but not for training; "
+                        f"give the training images too ({hint})")
+    for split in (train, test):
+        if split is not None and len(split.labels) == 0:
+            raise DataError(f"{split.source} holds no images (an empty split); add some")
+    if train is not None and train.images.shape[1:] != test.images.shape[1:]:
+        raise DataError(f"{test.source} holds images of shape {test.images.shape[1:]} but {train.source} holds "
+                        f"{train.images.shape[1:]}; both splits must match")
+    return train, test
+
+
+def split_whole(whole: Split, test_size: int | float) -> tuple[Split, Split]:
+    """A set without a test split divided into training and test splits: ``test_size`` images (a count or a
+    fraction) held out, each class in proportion, the same ones every time (``SPLIT_SEED``)."""
+    n = len(whole.labels)
+    held = count_of(test_size, n)
+    if not 0 < held < n:
+        raise DataError(f"--test-size {test_size} holds out {held} of the {n} images of {whole.source}, leaving "
+                        f"{'no test' if held <= 0 else 'no training'} images (an empty split); choose a count "
+                        f"from 1 to {n - 1} or a fraction")
+    kept, held_out = stratified_split(whole.labels, test_size)
+    return (Split(whole.images[kept], whole.labels[kept], f"{whole.source} (training part)"),
+            Split(whole.images[held_out], whole.labels[held_out], f"{whole.source} (test part)"))
+
+
+def class_names_for(source: Path, name: str, n_classes: int) -> tuple[str, ...]:
+    """The names of a data set's classes: the table's for a known data set, else ``classes.txt`` in a directory
+    data set (one name per line) when present, else the class numbers."""
     spec = DATASETS.get(name)
     if spec is not None and len(spec.class_names) == n_classes:
         return spec.class_names
-    path = directory / CLASSES_FILE
-    if not path.is_file():
+    path = source / CLASSES_FILE
+    if not source.is_dir() or not path.is_file():
         return tuple(str(k) for k in range(n_classes))
     try:
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -122,14 +143,6 @@ def class_names(directory: Path, name: str, n_classes: int) -> tuple[str, ...]:
             "write one name per line, in label order, or delete the file to use the numbers"
         )
     return tuple(names)
-
-
-def _check_counts(images_path: Path, images: Array, labels_path: Path, labels: Array) -> None:
-    if len(images) != len(labels):
-        raise DataError(
-            f"{images_path.name} holds {len(images)} images but {labels_path.name} holds "
-            f"{len(labels)} labels; the files do not belong together"
-        )
 
 
 def gather_batch(images: Array, indices: Array | slice, dtype: np.dtype | type) -> Array:

@@ -10,18 +10,17 @@ decompression-bomb limit enforced as an error, not a warning.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from mlptrain.data.images import IMAGE_HINT, image_extensions, read_image
+from mlptrain.data.prepare import PREPROCESSING, prepare_image
 from mlptrain.errors import DataError
-from mlptrain.infer.preprocess import PREPROCESSING, mnist_style
 
 Array = np.ndarray
-IMAGE_HINT = "give a PNG, JPEG, BMP, GIF, TIFF or PGM file"
 IDX_SUFFIXES = (".idx", "-ubyte", ".gz")
 COMMON_IMAGES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm", ".webp"}
 
@@ -66,21 +65,19 @@ def _read_file(path: Path, given: str, image_shape: tuple[int, int], preprocess:
         name = path.name.lower()
         if name.endswith(IDX_SUFFIXES) or ("idx" in name and path.suffix.lower() not in COMMON_IMAGES):
             return Block(given, *_rows(_load_idx(path, given), given, image_shape))
-        image, blank = image_rows(read_image(path, given), given, image_shape, preprocess)
+        image, blank = prepare_image(read_image(path, given), image_shape, preprocess, given)
         return Block(given, image.reshape(1, -1), None, blank)
     except DataError as exc:
         return Notice("failed", str(exc))
 
 
 def _read_directory(path: Path, given: str, image_shape: tuple[int, int], preprocess: str) -> Iterator[Block | Notice]:
-    extensions = _image_extensions()
-    try:
-        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-    except OSError as exc:
-        yield Notice("failed", f"{given}: cannot list the directory ({exc.strerror or exc})")
+    """The image files in ``path`` and in the folders inside it (class folders: ``letters/test/A/...``), sorted."""
+    images, others, unlisted = _directory_images(path)
+    if unlisted:
+        yield Notice("failed", f"{unlisted[0]}: cannot list the directory ({unlisted[1]})")
         return
-    images = [p for p in entries if p.is_file() and p.suffix.lower() in extensions]
-    for other in (p for p in entries if p not in images):
+    for other in others:
         yield Notice("skipped", f"skipped {other}: not an image file")
     if not images:
         yield Notice("failed", f"{given}: the directory holds no image files; {IMAGE_HINT}, or name the files")
@@ -88,61 +85,21 @@ def _read_directory(path: Path, given: str, image_shape: tuple[int, int], prepro
         yield _read_file(image, str(image), image_shape, preprocess)
 
 
-def _image_extensions() -> set[str]:
-    from PIL import Image
-
-    Image.init()  # registers every format plugin, and with it their file extensions
-    return set(Image.registered_extensions())
-
-
-def read_image(path: Path, given: str) -> Array:
-    """The image at ``path`` as grayscale floats in [0, 1], ``(height, width)``; DataError naming the file."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    with warnings.catch_warnings():
-        # Over MAX_IMAGE_PIXELS Pillow only warns (up to twice that, then it raises): refuse both.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(path) as image:
-                image.load()  # decode now: a truncated file fails here, not later
-                # A phone stores a photo unrotated plus an EXIF orientation tag: turn it upright.
-                return _gray(ImageOps.exif_transpose(image))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise DataError(
-                f"{given}: refused as a possible decompression bomb: {exc} (Pillow's limit, "
-                f"Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}); scale the image down first"
-            ) from None
-        except UnidentifiedImageError:
-            raise DataError(f"{given}: not an image Pillow can read; {IMAGE_HINT}") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise DataError(f"{given}: unreadable or truncated image ({exc}); open and re-save it") from None
-
-
-def _gray(image) -> Array:
-    """Grayscale floats in [0, 1]; transparency is laid over white paper."""
-    from PIL import Image
-
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        values = np.asarray(image, dtype=np.float32)
-        return values / (65535.0 if values.max() > 255 else 255.0)
-    if "A" in image.mode or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    gray = np.asarray(image.convert("L"), dtype=np.float32)
-    gray *= 1.0 / 255.0  # as data.loading.gather_batch scales uint8, to the last bit
-    return gray
-
-
-def image_rows(gray: Array, given: str, image_shape: tuple[int, int], preprocess: str) -> tuple[Array, bool]:
-    """One image as the net's input ``image_shape`` floats, and whether it had no ink."""
-    if preprocess == "mnist":
-        return mnist_style(gray, image_shape)
-    if gray.shape != tuple(image_shape):
-        raise DataError(
-            f"{given}: the image is {_size(gray.shape)} but the network takes {_size(image_shape)}; "
-            "resize it, or use --preprocess mnist"
-        )
-    return gray.astype(np.float32), not gray.any()
+def _directory_images(path: Path) -> tuple[list[Path], list[Path], tuple[Path, str] | None]:
+    """Image files under ``path`` (recursively, sorted), other files, and a folder that could not be listed."""
+    extensions = image_extensions()  # what Pillow can open: a .pdf or .h5 beside the images is skipped
+    try:
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        return [], [], (path, str(exc.strerror or exc))
+    images = [p for p in entries if p.is_file() and p.suffix.lower() in extensions]
+    others = [p for p in entries if p.is_file() and p not in images]
+    for folder in (p for p in entries if p.is_dir()):
+        inner, inner_others, unlisted = _directory_images(folder)
+        if unlisted:
+            return [], [], unlisted
+        images, others = images + inner, others + inner_others
+    return images, others, None
 
 
 def load_npy(path: Path, given: str) -> Array:
@@ -170,8 +127,10 @@ def _rows(array: Array, given: str, image_shape: tuple[int, int]) -> tuple[Array
     """An array file's images as ``(n, pixels)`` rows and their indices; DataError for a wrong shape or type."""
     pixels = int(np.prod(image_shape))
     shapes = f"(N, {image_shape[0]}, {image_shape[1]}) or (N, {pixels})"
-    if array.ndim not in (2, 3) or array.shape[1:] not in ((pixels,), tuple(image_shape)) or not len(array):
+    if array.ndim not in (2, 3) or array.shape[1:] not in ((pixels,), tuple(image_shape)):
         raise DataError(f"{given}: an array of shape {array.shape}, but the network takes {shapes}; reshape it")
+    if not len(array):
+        raise DataError(f"{given}: an array of shape {array.shape} holds no images; give at least one row")
     if array.dtype == np.uint8:
         return array.reshape(len(array), pixels), np.arange(len(array))
     if array.dtype.kind != "f":
@@ -190,7 +149,3 @@ def save_png(path: Path, image: Array) -> None:
 
     pixels = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
     atomic_write(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
-
-
-def _size(shape: tuple[int, ...]) -> str:
-    return f"{shape[1]}x{shape[0]} pixels" if len(shape) == 2 else str(shape)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mlptrain.data.prepare import PREPROCESSING
 from mlptrain.errors import ConfigError, RunDirError
 from mlptrain.nn.network import Network, Workspace, forward
 from mlptrain.runs.files import WEIGHTS_FILE, class_names, load_weights
@@ -38,6 +39,7 @@ class Model:
     image_shape: tuple[int, int]
     class_names: tuple[str, ...]
     dataset: str
+    preprocess: str = "mnist"  # how the run prepared image files (runs from before it was recorded: mnist)
 
     @property
     def n_classes(self) -> int:
@@ -56,7 +58,11 @@ def load_model(run_dir: Path) -> Model:
             raise RunDirError(f"{run_dir / WEIGHTS_FILE} records no image shape for {net.sizes[0]} inputs")
         shape = [side, side]
     dataset = str(meta.get("dataset", "unknown"))
-    return Model(net, (int(shape[0]), int(shape[1])), class_names(meta, net.sizes[-1]), dataset)
+    preprocess = str(meta.get("preprocess", "mnist"))
+    if preprocess not in PREPROCESSING:
+        raise RunDirError(f"{run_dir / WEIGHTS_FILE} records an unknown preprocessing {preprocess!r}; "
+                          f"give --preprocess ({', '.join(PREPROCESSING)})")
+    return Model(net, (int(shape[0]), int(shape[1])), class_names(meta, net.sizes[-1]), dataset, preprocess)
 
 
 def probabilities(net: Network, images: Array, chunk: int = CHUNK, workers: int = 1) -> Array:

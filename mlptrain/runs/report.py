@@ -134,7 +134,7 @@ def _header(record: RunRecord) -> list[str]:
     lines = [
         f"run {record.run_dir}",
         f"status   {status}",
-        f"data     {c.get('dataset')}, {c.get('val_size')} validation images, seed {c.get('seed')}",
+        f"data     {c.get('dataset')}, {_val_size(c.get('val_size'))} validation images, seed {c.get('seed')}",
         f"network  {'-'.join(map(str, c.get('hidden') or []))} {c.get('activation')}, init {record.init}",
         f"training {c.get('optimizer')} lr {c.get('lr')} ({c.get('lr_schedule')}), batch {c.get('batch_size')}, "
         f"{c.get('epochs')} epoch{'' if c.get('epochs') == 1 else 's'}",
@@ -202,3 +202,8 @@ def _health(record: RunRecord) -> list[str]:
 
 def _cell(value: float | None, width: int, spec: str) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
+def _val_size(value: object) -> str:
+    """``5000``, or ``10%`` (of the training images) for a fraction."""
+    return f"{value:.0%}" if isinstance(value, float) else str(value)

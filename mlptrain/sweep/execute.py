@@ -72,7 +72,7 @@ class SweepOutcome:
 
 
 def plan_tasks(plan: SweepPlan, sweep_dir: Path, data_dirs: dict[str, Path], threads: int,
-               command: str) -> tuple[dict[str, Record], list[TrialTask]]:
+               command: str, cache_dir: Path | None = None) -> tuple[dict[str, Record], list[TrialTask]]:
     """The records of trials finished earlier (reread) and the tasks of the rest.
 
     Only a hint: each task decides again under its run directory's lock.
@@ -88,22 +88,23 @@ def plan_tasks(plan: SweepPlan, sweep_dir: Path, data_dirs: dict[str, Path], thr
             done[trial.name] = finished
             continue
         tasks.append(TrialTask(trial.name, trial.params, trial.config, run_dir, data_dirs[trial.config.dataset],
-                               threads, f"{command} (trial {trial.name})"))
+                               threads, f"{command} (trial {trial.name})", cache_dir))
     return done, tasks
 
 
 def run_sweep(plan: SweepPlan, sweep_dir: Path, spec_text: str, data_dirs: dict[str, Path], executor: Executor,
               threads: int, command: str, on_start: Callable[[int, int], None] | None = None,
-              on_record: Callable[[Record], None] | None = None) -> SweepOutcome:
+              on_record: Callable[[Record], None] | None = None, cache_dir: Path | None = None) -> SweepOutcome:
     """Run every unfinished trial on ``executor``, keeping the results files current after each one.
 
     The sweep directory is locked throughout (one ``mlptrain sweep`` at a
     time). ``on_start(finished, total)`` is called once the earlier trials are
-    known; ``on_record`` with each new record. Raises SweepInterrupted on
+    known; ``on_record`` with each new record. ``cache_dir``: the data directory
+    whose cache the trials load decoded and prepared arrays from. Raises SweepInterrupted on
     Ctrl-C or SIGTERM, with every finished trial recorded.
     """
     with prepare_sweep_dir(plan, sweep_dir, spec_text, command):
-        done, tasks = plan_tasks(plan, sweep_dir, data_dirs, threads, command)
+        done, tasks = plan_tasks(plan, sweep_dir, data_dirs, threads, command, cache_dir)
         results = _Results(plan, sweep_dir, dict(done), on_record)
         results.save()
         if on_start is not None:

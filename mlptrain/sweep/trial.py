@@ -38,6 +38,7 @@ class TrialTask:
     data_dir: Path  # the located data set directory; must be readable where the worker runs
     threads: int
     command: str
+    cache_dir: Path | None = None  # the data directory whose cache holds the decoded and prepared arrays
 
 
 class _QuietReporter:
@@ -107,7 +108,7 @@ def _finished_or_run(task: TrialTask, lock: DirLock, should_stop: Callable[[], b
     resume = resumable(task.name, task.config, task.run_dir)
     try:
         with blas_threads(task.threads) as n:
-            data = load_dataset(task.data_dir, task.config.dataset)
+            data = load_dataset(task.data_dir, task.config.dataset, task.config.preparation(), task.cache_dir)
             summary = run_fit(task.config, data, task.data_dir, None if resume else task.run_dir,
                               _QuietReporter(should_stop), resume=task.run_dir if resume else None,
                               threads=n, command=task.command, lock=lock)

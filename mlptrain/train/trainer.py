@@ -23,6 +23,7 @@ import numpy as np
 
 from mlptrain.config import MONITORS, Config
 from mlptrain.data.loading import Dataset, gather_batch
+from mlptrain.data.parts import count_of
 from mlptrain.errors import ConfigError, DivergedError
 from mlptrain.nn.initializers import get_initializer
 from mlptrain.nn.network import (
@@ -67,10 +68,10 @@ class Split:
 def check_fits_data(config: Config, data: Dataset) -> None:
     """Reject settings that only turn out wrong once the data's size is known."""
     n = len(data.train_images)
-    if config.val_size >= n:
+    if count_of(config.val_size, n) >= n:
         raise ConfigError(
             f"val_size {config.val_size} leaves no training images: the training set holds {n}; "
-            "lower --val-size"
+            f"lower --val-size (a count below {n}, or a fraction such as 10%)"
         )
     if config.augment and len(data.image_shape) != 2:
         raise ConfigError(
@@ -125,7 +126,8 @@ class Trainer:
         self.config, self.data = config, data
         seeds = seed_streams(config.seed)
         init_seed, split_seed, shuffle_seed, dropout_seed, probe_seed, augment_seed = seeds
-        self.split = split_validation(len(data.train_images), config.val_size, np.random.default_rng(split_seed))
+        n = len(data.train_images)
+        self.split = split_validation(n, count_of(config.val_size, n), np.random.default_rng(split_seed))
         probe_rng = np.random.default_rng(probe_seed)
         self.probe = np.sort(probe_rng.choice(self.split.train, min(PROBE_SIZE, len(self.split.train)), False))
         self.net = build_network(config, data.n_inputs, data.n_classes, np.random.default_rng(init_seed))
