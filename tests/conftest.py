@@ -30,3 +30,14 @@ def http_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
         monkeypatch.setenv(name, "127.0.0.1,localhost")
     with LoopbackServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def close_figures() -> Iterator[None]:
+    """Close the figures a test drew without saving (tests that inspect a figure's axes keep it open):
+    pyplot warns from the 21st open figure, and warnings are errors in this suite."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
