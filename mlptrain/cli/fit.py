@@ -16,6 +16,7 @@ from mlptrain.cli.common import (
     threads_option,
     warn_if_unlocked,
 )
+from mlptrain.cli.types import FiniteFloat
 from mlptrain.config import FIELDS, Config, Field
 from mlptrain.threads import blas_threads
 
@@ -27,7 +28,7 @@ def _flag(key: str) -> str:
 def _click_type(field: Field) -> Any:
     if field.choices is not None:
         return click.Choice(field.choices())
-    return {int: click.INT, float: click.FLOAT}.get(field.kind, click.STRING)
+    return {int: click.INT, float: FiniteFloat()}.get(field.kind, click.STRING)
 
 
 def config_options(f: Callable) -> Callable:

@@ -10,7 +10,13 @@ import click
 
 from mlptrain.cli.common import data_options, load_data, show_progress, threads_option
 from mlptrain.cli.fit import _resolve_config, config_options
+from mlptrain.cli.types import FiniteFloat
 from mlptrain.threads import available_cores, blas_threads
+
+# The ranges that mean something: r as the config's init_range takes it (a grid below 1e-8 only adds points of
+# gain 0), and learning rates as the config's lr takes them (a suggestion above 10 could not be used).
+R_LIMITS = (1e-8, 100.0)
+LR_MAX = 10.0
 
 
 def tuning_options(f: Callable) -> Callable:
@@ -34,11 +40,11 @@ def _sizes(config: Any, data: Any) -> str:
 @click.command("init-scan")
 @click.option("--activations", metavar="LIST",
               help="Comma-separated activations to scan, or 'all' [default: the config's activation].")
-@click.option("--factor", type=click.FloatRange(1, min_open=True), default=2.0, show_default=True,
+@click.option("--factor", type=FiniteFloat(1, 1e6, low_open=True), default=2.0, show_default=True,
               help="Healthy: the total gain within this factor of 1.")
-@click.option("--r-min", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
+@click.option("--r-min", type=FiniteFloat(R_LIMITS[0], R_LIMITS[1]), default=1e-4, show_default=True,
               help="Smallest r of the grid.")
-@click.option("--r-max", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+@click.option("--r-max", type=FiniteFloat(R_LIMITS[0], R_LIMITS[1]), default=10.0, show_default=True,
               help="Largest r of the grid.")
 @click.option("--per-decade", type=click.IntRange(1, 100), default=4, show_default=True,
               help="Grid points per decade of r.")
@@ -104,15 +110,15 @@ def format_scan(scan: Any) -> str:
 @click.command("lr-find")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="New directory for lr-find.json and lr-find.png (no weights are saved).")
-@click.option("--start-lr", "lr_low", type=click.FloatRange(0, min_open=True), default=1e-7, show_default=True,
+@click.option("--start-lr", "lr_low", type=FiniteFloat(0, LR_MAX, low_open=True), default=1e-7, show_default=True,
               help="First learning rate.")
-@click.option("--end-lr", "lr_high", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+@click.option("--end-lr", "lr_high", type=FiniteFloat(0, LR_MAX, low_open=True), default=10.0, show_default=True,
               help="Last learning rate (if the loss has not blown up before).")
 @click.option("--steps", type=click.IntRange(2, 100_000), default=300, show_default=True,
               help="Training steps from --start-lr to --end-lr.")
-@click.option("--smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.98, show_default=True,
+@click.option("--smoothing", type=FiniteFloat(0, 1, high_open=True), default=0.98, show_default=True,
               help="Exponential smoothing of the loss.")
-@click.option("--stop-factor", type=click.FloatRange(1, min_open=True), default=4.0, show_default=True,
+@click.option("--stop-factor", type=FiniteFloat(1, 1e6, low_open=True), default=4.0, show_default=True,
               help="Stop when the smoothed loss exceeds this times its minimum.")
 @tuning_options
 def lr_find(config_file: Path | None, out: Path, lr_low: float, lr_high: float, steps: int, smoothing: float,
@@ -185,7 +191,7 @@ class _StepBar:
               help="Probe images the loss is taken over.")
 @click.option("--per-array", type=click.IntRange(1, 10_000_000), default=300, show_default=True,
               help="Entries checked per weight matrix or bias vector (all of them if it has no more).")
-@click.option("--delta", type=click.FloatRange(0, 1, min_open=True), default=1e-5, show_default=True,
+@click.option("--delta", type=FiniteFloat(0, 1, low_open=True), default=1e-5, show_default=True,
               help="Step of the central differences.")
 @tuning_options
 def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: float, threads: int | None,
