@@ -41,6 +41,10 @@ class DivergedError(MlptrainError):
         self.epoch = epoch
 
 
+class InvalidResult(MlptrainError):
+    """A computation whose result would mean nothing (NaN, infinite, nothing compared): said instead (exit 1)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an exception by the CLI so that it unwinds like Ctrl-C."""
 

@@ -14,11 +14,12 @@ from typing import Any, Callable, Iterator
 
 import click
 
+from mlptrain.cli.boundary import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # the signals' statuses live there
+from mlptrain.cli.boundary import EXIT_TERMINATED as EXIT_TERMINATED
+from mlptrain.cli.boundary import guarded
 from mlptrain.errors import MlptrainError
 
 EXIT_GATE_FAILED = 3
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
 
 
 class Failure(click.ClickException):
@@ -54,7 +55,8 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with guarded():  # signals, stray OSErrors, empty directories left behind
+                return super().invoke(ctx)
         except MlptrainError as exc:
             raise Failure(str(exc), exc.exit_code) from None
         except MemoryError:

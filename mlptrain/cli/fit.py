@@ -127,11 +127,12 @@ def _resume_config(resume: Path, out: Path | None, config_file: str | None, flag
     """The run's own config; any --config or flag given must agree with it (a finished run: but for --epochs)."""
     from mlptrain.config import build_config
     from mlptrain.experiment import read_run_config
-    from mlptrain.runs.extend import check_extendable, config_differences, is_complete
+    from mlptrain.runs.extend import check_extendable, check_recorded_config, config_differences, is_complete
 
     if out is not None:
         raise click.UsageError("--resume continues RUN_DIR in place; drop --out")
     stored = build_config(read_run_config(resume), {key: str(resume / "config.yaml") for key in FIELDS})
+    check_recorded_config(resume, stored)  # before the data it names is loaded: a damaged config.yaml is named
     requested = _resolve_config(config_file, flags, base=stored.to_dict(), announce=False)
     if is_complete(resume):
         check_extendable(resume, stored, requested)

@@ -10,13 +10,14 @@ import click
 
 from mlptrain.cli.common import data_options, load_data, show_progress, threads_option
 from mlptrain.cli.fit import _resolve_config, config_options
-from mlptrain.cli.types import FiniteFloat
+from mlptrain.cli.types import FiniteFloat, OutputFile
 from mlptrain.threads import available_cores, blas_threads
 
 # The ranges that mean something: r as the config's init_range takes it (a grid below 1e-8 only adds points of
 # gain 0), and learning rates as the config's lr takes them (a suggestion above 10 could not be used).
 R_LIMITS = (1e-8, 100.0)
 LR_MAX = 10.0
+DELTA_LIMITS = (1e-8, 1e-3)  # gradcheck's step: see its help
 
 
 def tuning_options(f: Callable) -> Callable:
@@ -48,7 +49,7 @@ def _sizes(config: Any, data: Any) -> str:
               help="Largest r of the grid.")
 @click.option("--per-decade", type=click.IntRange(1, 100), default=4, show_default=True,
               help="Grid points per decade of r.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("init-scan.png"),
+@click.option("--out", type=OutputFile(), default=Path("init-scan.png"),
               show_default=True, help="Where to write the plot.")
 @tuning_options
 def init_scan(config_file: Path | None, activations: str | None, factor: float, r_min: float, r_max: float,
@@ -163,9 +164,15 @@ def _lr_find_into(out: Path, config: Any, data: Any, test: tuple, threads: int |
     else:
         click.echo(f"suggestion: --lr {steep:.3g} (steepest descent of the smoothed loss); "
                    f"--lr {low:.3g} (its minimum / 10)")
-    write_json(out / "lr-find.json", {"config": config.to_dict(), **result.as_dict()})
     title = f"lr-find: {_sizes(config, data)} {config.activation} {config.init}, {config.optimizer}"
-    click.echo(f"wrote {out / 'lr-find.json'}, {plot_lr_find(result, title, out / LR_FIND_FILE)}")
+    try:
+        write_json(out / "lr-find.json", {"config": config.to_dict(), **result.as_dict()})
+        plot_lr_find(result, title, out / LR_FIND_FILE)
+    except BaseException:  # both files or neither: the directory is this command's own, made new for them
+        for name in ("lr-find.json", LR_FIND_FILE):
+            (out / name).unlink(missing_ok=True)
+        raise
+    click.echo(f"wrote {out / 'lr-find.json'}, {out / LR_FIND_FILE}")
 
 
 class _StepBar:
@@ -191,8 +198,9 @@ class _StepBar:
               help="Probe images the loss is taken over.")
 @click.option("--per-array", type=click.IntRange(1, 10_000_000), default=300, show_default=True,
               help="Entries checked per weight matrix or bias vector (all of them if it has no more).")
-@click.option("--delta", type=FiniteFloat(0, 1, low_open=True), default=1e-5, show_default=True,
-              help="Step of the central differences.")
+@click.option("--delta", type=FiniteFloat(*DELTA_LIMITS), default=1e-5, show_default=True,
+              help="Step of the central differences (outside this range their own error, truncation above and "
+              "rounding below, exceeds the tolerance).")
 @tuning_options
 def gradcheck(config_file: Path | None, samples: int, per_array: int, delta: float, threads: int | None,
               data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:

@@ -1,4 +1,4 @@
-"""Click parameter types the commands share: one rule for the numbers a user types.
+"""Click parameter types the commands share: one rule for the numbers a user types, one for output files.
 
 Every float option goes through ``FiniteFloat``: NaN, ``inf`` and ``-inf`` (and
 ``1e400``, which Python reads as ``inf``) are refused before any work, as are
@@ -10,6 +10,7 @@ numbers outside the option's range, with Click's usage error (exit 2, one
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,3 +37,27 @@ class FiniteFloat(click.FloatRange):
         if self.min is None and self.max is None:
             return ""
         return super()._describe_range()
+
+
+class OutputFile(click.Path):
+    """A file a command will write: not a directory, in a directory that exists, and not one of a run's own
+    files -- checked before any work, so a slip costs nothing (exit 2, one line) instead of failing after the
+    computation or damaging a run."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from mlptrain.errors import ConfigError
+        from mlptrain.runs.files import check_not_a_run_file
+
+        path = super().convert(value, param, ctx)
+        parent = Path(path).parent
+        if not parent.is_dir():
+            self.fail(f"{str(parent)!r} is not a directory that exists; create it first, or choose another path",
+                      param, ctx)
+        try:
+            check_not_a_run_file(Path(path))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+        return path

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Callable
 
 from mlptrain.errors import ConfigError, MlptrainError, SweepInterrupted, Terminated
-from mlptrain.runs.files import read_json, write_json, write_text
+from mlptrain.runs.files import write_json, write_text
 from mlptrain.runs.lock import DirLock, acquire, claim_new_dir
 from mlptrain.sweep.executors import Executor
-from mlptrain.sweep.results import OWNED, SPEC_COPY, SWEEP_FILE, write_results
+from mlptrain.sweep.results import OWNED, SPEC_COPY, SWEEP_FILE, read_sweep, write_results
 from mlptrain.sweep.spec import SweepPlan, sweep_record
 from mlptrain.sweep.trial import Record, TrialTask, finished_record
 
@@ -34,8 +34,8 @@ def prepare_sweep_dir(plan: SweepPlan, sweep_dir: Path, spec_text: str, command:
         lock = claim_new_dir(sweep_dir, "sweep directory", "a sweep directory", SWEEP_HINT, command)
     try:
         if (sweep_dir / SWEEP_FILE).exists():
-            old = read_json(sweep_dir / SWEEP_FILE)
-            if not isinstance(old, dict) or old.get("spec") != record["spec"] or old.get("trials") != record["trials"]:
+            old = read_sweep(sweep_dir)  # RunDirError naming it when damaged
+            if old["spec"] != record["spec"] or old["trials"] != record["trials"]:
                 raise ConfigError(f"{sweep_dir} holds another sweep (its {SWEEP_FILE} was made from a different "
                                   "spec); choose a new --out, or delete that directory to start over")
         else:
