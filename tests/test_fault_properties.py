@@ -34,7 +34,7 @@ from mlptrain.sweep.spec import load_spec
 from faultkit import numeric_options, one_error
 from synthetic import write_dataset
 
-FAST = settings(max_examples=6, deadline=None, derandomize=True,
+FAST = settings(max_examples=5, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 OPTIONS = numeric_options()
 HOSTILE = ["nan", "NaN", "inf", "-inf", "+inf", "Infinity", "1e400", "-1e400", "1e308", "-1e308", "0", "-0", "-1",
@@ -273,7 +273,7 @@ def _changed_record(draw: st.DrawFn, original: bytes, name: str) -> bytes:
 
 @pytest.mark.parametrize("name, where, command", READERS, ids=[f"{n} by {c[0]}" for n, _, c in READERS])
 @given(data=st.data())
-@settings(max_examples=int(os.environ.get("HUNT", 10)), deadline=None, derandomize="HUNT" not in os.environ,
+@settings(max_examples=int(os.environ.get("HUNT", 8)), deadline=None, derandomize="HUNT" not in os.environ,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_damaged_files_are_one_line_naming_them(runs: Path, tmp_path_factory: pytest.TempPathFactory, name: str,
                                                 where: str, command: list[str], data: st.DataObject) -> None:

@@ -478,3 +478,17 @@ def test_standard_output_on_a_full_disk(base: Base) -> None:
     assert done.returncode == 1, done.stderr
     assert done.stderr.splitlines() == ["Error: cannot write the output: No space left on device; check free space, "
                                         "permissions and that the directory exists"], done.stderr
+
+
+def test_a_reader_that_goes_away_is_no_error(base: Base, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlptrain predict RUN many.npy --json | head -1`: the pipe closes early (EPIPE); Click ends quietly with
+    status 1, as a pipeline expects, not with an error about its output."""
+    from mlptrain.cli import predict
+
+    def closed(*args: object) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    monkeypatch.setattr(predict._Printer, "add", closed)
+    result = CliRunner().invoke(cli, ["predict", str(base.root / "run"), str(base.root / "inputs" / "three.npy"),
+                                      "--json"])
+    assert result.exit_code == 1 and "Error" not in result.stderr, result.output

@@ -56,5 +56,7 @@ def guarded() -> Iterator[None]:
             yield
     except KeyboardInterrupt as exc:
         raise interrupted(exc) from None
+    except BrokenPipeError:
+        raise  # the reader went away (| head): Click ends quietly, as a pipeline expects
     except OSError as exc:
         raise io_failed(exc) from None
