@@ -43,6 +43,10 @@ class DivergedError(MlptrainError):
         self.cause, self.evidence = cause, evidence or {}  # the cause and its evidence (train.advice)
 
 
+class InvalidResult(MlptrainError):
+    """A computation whose result would mean nothing (NaN, infinite, nothing compared): said instead (exit 1)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an exception by the CLI so that it unwinds like Ctrl-C."""
 

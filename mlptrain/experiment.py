@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import re
 import sys
 import time
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -19,14 +20,21 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from mlptrain import __version__
-from mlptrain.config import Config, build_config
+from mlptrain.config import FIELDS, Config, build_config
 from mlptrain.data.loading import Dataset
 from mlptrain.data.parts import Preparation
 from mlptrain.errors import DataError, DivergedError, RunDirError, RunInterrupted, Terminated
 from mlptrain.fsutil import signals_deferred
 from mlptrain.nn.blas import kernel_name
 from mlptrain.nn.initializers import describe_init
-from mlptrain.runs.extend import check_extendable, is_complete, keep_final_state, reopen_for_more_epochs
+from mlptrain.runs.extend import (
+    check_as_trained,
+    check_recorded_config,
+    extension_state,
+    is_complete,
+    keep_final_state,
+    reopen_for_more_epochs,
+)
 from mlptrain.runs.files import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -34,7 +42,9 @@ from mlptrain.runs.files import (
     RESUME_HINT,
     SUMMARY_FILE,
     WEIGHTS_FILE,
+    checkpoint_config,
     class_names,
+    config_record,
     create_run_dir,
     load_checkpoint,
     load_weights,
@@ -88,6 +98,8 @@ def run_fit(
     command = command or " ".join(["mlptrain", *sys.argv[1:]])
     if config.tensorboard:
         require_tensorboard()  # a missing extra is one line now, before the run directory exists
+    if resume is not None and resume.is_dir():
+        check_recorded_config(resume, config)  # a damaged config.yaml named before the data could be blamed
     trainer = Trainer(config, data)  # checks config against data before the directory exists
     with _claim(config, out, resume, command, lock) as held, ExitStack() as stack:
         run_dir = _start(trainer, config, held.directory, resume is not None, reporter)
@@ -128,7 +140,7 @@ def _train(trainer: Trainer, record: _Record, reporter: Reporter) -> dict[str, A
         while not trainer.finished:
             metrics = trainer.run_epoch(reporter.batch)
             with signals_deferred():  # the checkpoint and the metrics always describe the same epoch
-                save_checkpoint(run_dir, trainer.state_arrays())
+                save_checkpoint(run_dir, {**trainer.state_arrays(), **config_record(config.to_dict())})
                 write_metrics(run_dir, trainer.progress.history)
                 _write_diagnostics(run_dir, trainer)
             reporter.epoch(metrics, config.epochs)
@@ -161,13 +173,16 @@ def _start(trainer: Trainer, config: Config, run_dir: Path, resumed: bool, repor
     remove_stale_temporaries(run_dir)  # safe: we hold the lock, so no other writer has temporaries here
     if is_complete(run_dir):  # trained on for more epochs: only if that is the run --epochs N would give
         # Checked again here, under the lock: another process may have finished or trained on the run since.
-        check_extendable(run_dir, build_config(read_config(run_dir)), config)
+        # Everything is read, checked and restored before reopening changes a file (runs/extend.py).
+        stored = build_config(read_config(run_dir), {key: str(run_dir / CONFIG_FILE) for key in FIELDS})
+        state_file, saved = extension_state(run_dir, stored, config)
+        _restore(trainer, saved, state_file)
         reopen_for_more_epochs(run_dir, config)
-    saved = load_checkpoint(run_dir)
-    if saved is None:
+    elif (saved := load_checkpoint(run_dir)) is None:
         trainer.check_init()  # cut before its first epoch: the run starts over in place
     else:
-        _restore(trainer, saved, run_dir)
+        check_as_trained(run_dir, config, checkpoint_config(saved), run_dir / CHECKPOINT_FILE, epochs_may_differ=True)
+        _restore(trainer, saved, run_dir / CHECKPOINT_FILE)
     trainer.new_warnings()  # already shown when they first happened
     write_metrics(run_dir, trainer.progress.history)
     _write_diagnostics(run_dir, trainer)
@@ -193,21 +208,37 @@ def _record_divergence(trainer: Trainer, record: _Record, exc: DivergedError) ->
     """Go back to the last good checkpoint, save its weights, and write a summary that says what happened."""
     saved = load_checkpoint(record.run_dir)
     if saved is not None:
-        _restore(trainer, saved, record.run_dir)
+        _restore(trainer, saved, record.run_dir / CHECKPOINT_FILE)
         save_weights(record.run_dir / WEIGHTS_FILE, trainer.net, _weights_meta(record.data))
     trainer.add_warning(HealthWarning("diverged", exc.epoch, None, str(exc), cause=exc.cause, evidence=exc.evidence))
     _write_diagnostics(record.run_dir, trainer)
     record.summary(trainer, "diverged", None)
 
 
-def _restore(trainer: Trainer, saved: dict[str, np.ndarray], run_dir: Path) -> None:
+def _restore(trainer: Trainer, saved: dict[str, np.ndarray], path: Path) -> None:
+    """Put a saved state (``checkpoint.npz`` or ``state.npz`` at ``path``) into the trainer; RunDirError naming it."""
+    _check_state_shapes(trainer, saved, path)
     try:
-        trainer.restore(saved)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise RunDirError(
-            f"{run_dir / CHECKPOINT_FILE} does not match this run's config or is damaged ({exc}); "
-            "start a new run"
-        ) from None
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflowing cast is reported below
+            trainer.restore(saved)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+        raise RunDirError(f"{path} does not match this run's config or is damaged ({exc}); start a new run") from None
+    # Finite in the file, yet too large for the run's float type once put back (1e300 into float32: inf).
+    arrays = trainer.state_arrays()
+    overflowed = next((name for name, a in arrays.items() if a.dtype.kind == "f" and not np.isfinite(a).all()), None)
+    if overflowed is not None:
+        raise RunDirError(f"{path}: {overflowed} holds values too large for the run's {trainer.net.dtype}: the file is "
+                          "damaged; start a new run")
+
+
+def _check_state_shapes(trainer: Trainer, saved: dict[str, np.ndarray], path: Path) -> None:
+    """Each saved array shaped exactly as the parameter it belongs to: NumPy would broadcast a scalar into all."""
+    shapes = [p.shape for p in trainer.net.parameters()]
+    for key, array in saved.items():
+        found = re.fullmatch(r"(param|best|opt_[a-z_]+?)(\d+)", key)
+        if found and int(found[2]) < len(shapes) and array.shape != shapes[int(found[2])]:
+            raise RunDirError(f"{path}: {key} has shape {array.shape}, but this run's network needs "
+                              f"{shapes[int(found[2])]}; the file is damaged or from another run: start a new run")
 
 
 def _weights_meta(data: Dataset) -> dict[str, Any]:
@@ -294,7 +325,11 @@ def evaluate_run(run_dir: Path, dataset: str | None,
     names = class_names(meta, net.sizes[-1])
     data = load(dataset or str(meta.get("dataset", "mnist")), _run_preparation(run_dir, meta), names)
     _check_compatible(net.sizes, data)
-    result = evaluate(net, data.test_images, data.test_labels, n_classes=net.sizes[-1])
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, once
+        result = evaluate(net, data.test_images, data.test_labels, n_classes=net.sizes[-1])
+    if not np.isfinite(result.loss):  # its accuracy would be argmax of NaN: class 0, a number that means nothing
+        raise RunDirError(f"the network in {run_dir / WEIGHTS_FILE} gives NaN or infinite outputs on {data.name}: "
+                          "its weights are so large that the products overflow; the file is damaged: re-run fit")
     report = {
         "run_dir": str(run_dir),
         "dataset": data.name,
@@ -307,8 +342,8 @@ def evaluate_run(run_dir: Path, dataset: str | None,
     }
     try:
         write_json(run_dir / EVAL_FILE, report)
-    except OSError as exc:
-        report["eval_file_error"] = f"could not write {run_dir / EVAL_FILE}: {exc.strerror or exc}"
+    except RunDirError as exc:  # "cannot write RUN/eval.json: reason; ..."
+        report["eval_file_error"] = str(exc).replace("cannot write", "could not write", 1)
     return report
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -22,6 +23,19 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+@contextmanager
+def worker_pool(workers: int, prefix: str) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool whose queued tasks are cancelled when the block raises (Ctrl-C, SIGTERM), so the command
+    ends once the running tasks are done, not after the whole queue."""
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix=prefix)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 @contextmanager

@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 
+from mlptrain.cli.boundary import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # the signals' statuses live there
+from mlptrain.cli.boundary import EXIT_TERMINATED as EXIT_TERMINATED
+from mlptrain.cli.boundary import guarded
+from mlptrain.cli.types import FiniteFloat
 from mlptrain.errors import MlptrainError
 
 if TYPE_CHECKING:  # imported when used: ``mlptrain predict`` needs no config
     from mlptrain.config import Config, Field
 
 EXIT_GATE_FAILED = 3
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
 
 
 class Failure(click.ClickException):
@@ -71,7 +73,8 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with guarded():  # signals, stray OSErrors, empty directories left behind
+                return super().invoke(ctx)
         except MlptrainError as exc:
             raise Failure(str(exc), exc.exit_code) from None
         except MemoryError:
@@ -117,7 +120,7 @@ def _key_options(f: Callable, keys: tuple[str, ...]) -> Callable:
 def _click_type(field: Field) -> Any:
     if field.choices is not None:
         return click.Choice(field.choices())
-    return {int: click.INT, float: click.FLOAT}.get(field.kind, click.STRING)
+    return {int: click.INT, float: FiniteFloat()}.get(field.kind, click.STRING)
 
 
 def resolved_config(config_file: str | None, flags: dict[str, Any], quiet: bool) -> Config:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from mlptrain.cli.common import EXIT_GATE_FAILED, data_options, load_data, threads_option
+from mlptrain.cli.types import FiniteFloat
 from mlptrain.threads import blas_threads
 
 
@@ -17,7 +18,7 @@ from mlptrain.threads import blas_threads
 @click.option("--dataset", metavar="NAME|PATH", help="Evaluate on this data set's test split instead of the one "
               "the run trained on (same image size; a set of test images only will do), prepared as the run's were.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
-@click.option("--min-accuracy", type=click.FloatRange(0, 100), metavar="X",
+@click.option("--min-accuracy", type=FiniteFloat(0, 100), metavar="X",
               help="Exit with status 3 when test accuracy is below X (a fraction like 0.97, "
               "or a percentage like 97).")
 @threads_option

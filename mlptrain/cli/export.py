@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from mlptrain.cli.types import OutputFile
+
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+@click.option("--out", "-o", type=OutputFile(), metavar="FILE",
               help="Where to write the model [default: RUN_DIR/model.onnx].")
 def export(run_dir: Path, out: Path | None) -> None:
     """Export the network in RUN_DIR as an ONNX model.

@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from mlptrain.cli.common import Failure
+from mlptrain.cli.types import OutputFile
 
 
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("comparison.png"),
+@click.option("--out", type=OutputFile(), default=Path("comparison.png"),
               show_default=True, help="Write only the learning curves of the runs given, overlaid, to this file "
               "(left out: several runs get them in comparison.png besides their own plots).")
 @click.pass_context

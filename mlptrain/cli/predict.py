@@ -64,7 +64,7 @@ def _predict_all(model: Any, inputs: list[str], preprocess: str, printer: _Print
                  threads: int | None) -> tuple[int, list[str]]:
     """Predict every readable input into ``printer``; returns the images predicted and the failures."""
     from mlptrain.infer.inputs import Block, read_inputs
-    from mlptrain.infer.predict import probabilities, records
+    from mlptrain.infer.predict import check_outputs, probabilities, records
     from mlptrain.threads import available_cores, blas_threads
 
     failed: list[str] = []
@@ -83,6 +83,7 @@ def _predict_all(model: Any, inputs: list[str], preprocess: str, printer: _Print
             if save_to is not None:
                 _save(save_to, item, model.image_shape, predicted)
             probs = probabilities(model.net, item.images, workers=workers)
+            check_outputs(model, probs, item.source)
             printer.add(records(item.source, item.indices, probs, printer.k, model.class_names))
             predicted += len(item.images)
     return predicted, failed
@@ -105,10 +106,11 @@ def _finish(printer: _Printer, predicted: int, failed: list[str]) -> None:
 
 
 def _save(directory: Path, block: Any, shape: tuple[int, int], counter: int) -> None:
+    from mlptrain.fsutil import make_dirs
     from mlptrain.infer.inputs import save_png
 
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
         stem = Path(block.source).stem
         for i, row in enumerate(block.images):
             name = f"{counter + i:05d}-{stem}" + (f"-{block.indices[i]}" if block.indices is not None else "")

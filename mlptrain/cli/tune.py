@@ -17,7 +17,14 @@ from mlptrain.cli.common import (
     show_progress,
     threads_option,
 )
+from mlptrain.cli.types import FiniteFloat, OutputFile
 from mlptrain.threads import available_cores, blas_threads
+
+# The ranges that mean something: r as the config's init_range takes it (a grid below 1e-8 only adds points of
+# gain 0), and learning rates as the config's lr takes them (a suggestion above 10 could not be used).
+R_LIMITS = (1e-8, 100.0)
+LR_MAX = 10.0
+DELTA_LIMITS = (1e-8, 1e-3)  # gradcheck's step: see its help
 
 
 def tuning_options(f: Callable) -> Callable:
@@ -38,15 +45,15 @@ def _sizes(config: Any, data: Any) -> str:
 @click.command("init-scan")
 @click.option("--activations", metavar="LIST",
               help="Comma-separated activations to scan, or 'all' [default: the config's activation].")
-@click.option("--factor", type=click.FloatRange(1, min_open=True), default=2.0, show_default=True,
+@click.option("--factor", type=FiniteFloat(1, 1e6, low_open=True), default=2.0, show_default=True,
               help="Healthy: the total gain within this factor of 1.")
-@click.option("--r-min", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
+@click.option("--r-min", type=FiniteFloat(R_LIMITS[0], R_LIMITS[1]), default=1e-4, show_default=True,
               help="Smallest r of the grid.")
-@click.option("--r-max", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+@click.option("--r-max", type=FiniteFloat(R_LIMITS[0], R_LIMITS[1]), default=10.0, show_default=True,
               help="Largest r of the grid.")
 @click.option("--per-decade", type=click.IntRange(1, 100), default=4, show_default=True,
               help="Grid points per decade of r.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("init-scan.png"),
+@click.option("--out", type=OutputFile(), default=Path("init-scan.png"),
               show_default=True, help="Where to write the plot.")
 @tuning_options
 def init_scan(config_file: str | None, activations: str | None, factor: float, r_min: float, r_max: float,
@@ -116,15 +123,15 @@ _VERDICTS = {"inside": "inside", "below": "below: the signal vanishes", "above":
 @click.command("lr-find")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="New directory for lr-find.json and lr-find.png (no weights are saved).")
-@click.option("--start-lr", "lr_low", type=click.FloatRange(0, min_open=True), default=1e-7, show_default=True,
+@click.option("--start-lr", "lr_low", type=FiniteFloat(0, LR_MAX, low_open=True), default=1e-7, show_default=True,
               help="First learning rate.")
-@click.option("--end-lr", "lr_high", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+@click.option("--end-lr", "lr_high", type=FiniteFloat(0, LR_MAX, low_open=True), default=10.0, show_default=True,
               help="Last learning rate (if the loss has not blown up before).")
 @click.option("--steps", type=click.IntRange(2, 100_000), default=300, show_default=True,
               help="Training steps from --start-lr to --end-lr.")
-@click.option("--smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.98, show_default=True,
+@click.option("--smoothing", type=FiniteFloat(0, 1, high_open=True), default=0.98, show_default=True,
               help="Exponential smoothing of the loss.")
-@click.option("--stop-factor", type=click.FloatRange(1, min_open=True), default=4.0, show_default=True,
+@click.option("--stop-factor", type=FiniteFloat(1, 1e6, low_open=True), default=4.0, show_default=True,
               help="Stop when the smoothed loss exceeds this times its minimum.")
 @tuning_options
 def lr_find(config_file: str | None, out: Path, lr_low: float, lr_high: float, steps: int, smoothing: float,
@@ -169,9 +176,15 @@ def _lr_find_into(out: Path, config: Any, data: Any, test: tuple, threads: int |
     else:
         click.echo(f"suggestion: --lr {steep:.3g} (steepest descent of the smoothed loss); "
                    f"--lr {low:.3g} (its minimum / 10)")
-    write_json(out / "lr-find.json", {"config": config.to_dict(), **result.as_dict()})
     title = f"lr-find: {_sizes(config, data)} {config.activation} {config.init}, {config.optimizer}"
-    click.echo(f"wrote {out / 'lr-find.json'}, {plot_lr_find(result, title, out / LR_FIND_FILE)}")
+    try:
+        write_json(out / "lr-find.json", {"config": config.to_dict(), **result.as_dict()})
+        plot_lr_find(result, title, out / LR_FIND_FILE)
+    except BaseException:  # both files or neither: the directory is this command's own, made new for them
+        for name in ("lr-find.json", LR_FIND_FILE):
+            (out / name).unlink(missing_ok=True)
+        raise
+    click.echo(f"wrote {out / 'lr-find.json'}, {out / LR_FIND_FILE}")
 
 
 class _StepBar:
@@ -197,8 +210,9 @@ class _StepBar:
               help="Probe images the loss is taken over.")
 @click.option("--per-array", type=click.IntRange(1, 10_000_000), default=300, show_default=True,
               help="Entries checked per weight matrix or bias vector (all of them if it has no more).")
-@click.option("--delta", type=click.FloatRange(0, 1, min_open=True), default=1e-5, show_default=True,
-              help="Step of the central differences.")
+@click.option("--delta", type=FiniteFloat(*DELTA_LIMITS), default=1e-5, show_default=True,
+              help="Step of the central differences (outside this range their own error, truncation above and "
+              "rounding below, exceeds the tolerance).")
 @tuning_options
 def gradcheck(config_file: str | None, samples: int, per_array: int, delta: float, threads: int | None,
               data_dir: Path, mirror: str | None, quiet: bool, **flags: Any) -> None:

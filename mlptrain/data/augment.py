@@ -250,6 +250,8 @@ def _split(item: Any) -> tuple[str, Mapping[str, Any]]:
         key, equals, text = pair.partition("=")
         if not equals:
             raise ValueError(f"parameters written key=value (e.g. elastic:alpha=34), not {pair!r}")
+        if key.strip() in params:  # the last would silently win: say which one was meant
+            raise ValueError(f"each parameter once ({name}'s {key.strip()} is given twice)")
         params[key.strip()] = text.strip()
     return name, params
 

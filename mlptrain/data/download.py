@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from mlptrain.data.datasets import DatasetSpec, RemoteFile
 from mlptrain.errors import DataError, DownloadError
-from mlptrain.fsutil import atomic_write, file_digest
+from mlptrain.fsutil import atomic_write, file_digest, make_dirs
 
 if TYPE_CHECKING:
     import requests
@@ -187,7 +187,7 @@ def _download_all(spec: DatasetSpec, missing: list[RemoteFile], dest_dir: Path, 
 def _make_dir(path: Path) -> Path:
     """Create ``path`` (and parents) or raise DataError naming it."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
     except OSError as exc:
         raise DataError(f"cannot create data directory {path}: {exc.strerror or exc}; "
                         "choose a writable directory") from None

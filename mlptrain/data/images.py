@@ -51,7 +51,7 @@ def read_image(path: Path, given: str) -> Array:
             with Image.open(path) as image:
                 image.load()  # decode now: a truncated file fails here, not later
                 # A phone stores a photo unrotated plus an EXIF orientation tag: turn it upright.
-                return _gray(ImageOps.exif_transpose(image))
+                return _gray(ImageOps.exif_transpose(image), given)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise DataError(
                 f"{given}: refused as a possible decompression bomb: {exc} (Pillow's limit, "
@@ -63,12 +63,15 @@ def read_image(path: Path, given: str) -> Array:
             raise DataError(f"{given}: unreadable or truncated image ({exc}); open and re-save it") from None
 
 
-def _gray(image) -> Array:
+def _gray(image, given: str) -> Array:
     """Grayscale floats in [0, 1]; transparency is laid over white paper."""
     from PIL import Image
 
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         values = np.asarray(image, dtype=np.float32)
+        if not (np.isfinite(values).all() and values.min(initial=0) >= 0):  # a float TIFF can hold anything
+            raise DataError(f"{given}: pixel values that are NaN, infinite or negative; save it as an 8-bit or "
+                            "16-bit image")
         return values * np.float32(1.0 / _full_scale(image.mode, values))
     if "A" in image.mode or "transparency" in image.info:
         rgba = image.convert("RGBA")

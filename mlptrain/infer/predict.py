@@ -40,6 +40,7 @@ class Model:
     class_names: tuple[str, ...]
     dataset: str
     preprocess: str = "mnist"  # how the run prepared image files (runs from before it was recorded: mnist)
+    weights_file: Path | None = None  # where the network was read from, for messages
 
     @property
     def n_classes(self) -> int:
@@ -62,7 +63,15 @@ def load_model(run_dir: Path) -> Model:
     if preprocess not in PREPROCESSING:
         raise RunDirError(f"{run_dir / WEIGHTS_FILE} records an unknown preprocessing {preprocess!r}; "
                           f"give --preprocess ({', '.join(PREPROCESSING)})")
-    return Model(net, (int(shape[0]), int(shape[1])), class_names(meta, net.sizes[-1]), dataset, preprocess)
+    return Model(net, (int(shape[0]), int(shape[1])), class_names(meta, net.sizes[-1]), dataset, preprocess,
+                 run_dir / WEIGHTS_FILE)
+
+
+def check_outputs(model: Model, probs: Array, source: str) -> None:
+    """RunDirError unless every probability for ``source`` is finite: never print or return a NaN."""
+    if not np.isfinite(probs).all():
+        raise RunDirError(f"the network in {model.weights_file} gives NaN or infinite outputs for {source}: its "
+                          "weights are so large that the products overflow; the file is damaged: re-run fit")
 
 
 def probabilities(net: Network, images: Array, chunk: int = CHUNK, workers: int = 1) -> Array:
@@ -84,8 +93,12 @@ def probabilities(net: Network, images: Array, chunk: int = CHUNK, workers: int 
         return out
     with ThreadPoolExecutor(workers, thread_name_prefix="mlptrain-predict") as pool:
         jobs = [pool.submit(_forward_chunks, net, images, out, queue, chunk) for _ in range(workers)]
-        for job in jobs:
-            job.result()  # re-raises a worker's exception here
+        try:
+            for job in jobs:
+                job.result()  # re-raises a worker's exception here
+        except BaseException:  # Ctrl-C or SIGTERM in this thread: the workers stop after their chunk
+            queue.close()
+            raise
     return out
 
 
@@ -99,6 +112,11 @@ class _ChunkQueue:
 
     def __len__(self) -> int:
         return self._count
+
+    def close(self) -> None:
+        """Hand out no more chunks."""
+        with self._lock:
+            self._starts = iter(())
 
     def __iter__(self) -> Iterator[int]:
         while True:
@@ -118,8 +136,9 @@ def _forward_chunks(net: Network, images: Array, out: Array, starts: _ChunkQueue
     scaled = np.empty((rows_max, net.sizes[0]), net.dtype)
     for start in starts:
         rows = images[start:start + chunk]
-        logits = forward(net, _as_inputs(rows, scaled), buffers=workspace.buffers(len(rows))).logits
-        softmax(logits, out[start:start + len(rows)])
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by check_outputs, once
+            logits = forward(net, _as_inputs(rows, scaled), buffers=workspace.buffers(len(rows))).logits
+            softmax(logits, out[start:start + len(rows)])
 
 
 def _as_inputs(rows: Array, buffer: Array) -> Array:

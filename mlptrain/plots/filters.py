@@ -36,8 +36,10 @@ def initial_and_trained(record: RunRecord) -> tuple[Array, Array, tuple[int, ...
     net, meta = load_weights(record.run_dir / WEIGHTS_FILE)
     config = build_config(record.config)
     initial = initial_network(config, net.sizes[0], net.sizes[-1])
-    shape = tuple(meta.get("image_shape") or _square(net.sizes[0]))
-    return initial.weights[0], net.weights[0], shape
+    stored = meta.get("image_shape")
+    fits = (isinstance(stored, list) and len(stored) == 2 and all(type(d) is int and d > 0 for d in stored)
+            and stored[0] * stored[1] == net.sizes[0])  # else damaged meta: the weights still show, square
+    return initial.weights[0], net.weights[0], tuple(stored) if fits else _square(net.sizes[0])
 
 
 def _square(n: int) -> tuple[int, ...]:

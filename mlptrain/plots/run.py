@@ -9,6 +9,7 @@ from typing import Any
 from mlptrain.plots.augment import plot_augmented
 from mlptrain.plots.common import pyplot, save
 from mlptrain.plots.filters import plot_filters
+from mlptrain.runs.files import WEIGHTS_FILE, load_augmented, load_weights
 from mlptrain.runs.report import RunRecord
 
 CURVES_FILE, HEALTH_FILE, CONFUSION_FILE = "curves.png", "health.png", "confusion.png"
@@ -28,6 +29,7 @@ LAYER_BAND = (0.5, 2.0)  # a layer passing its input's signal on within 2x eithe
 def plot_run(record: RunRecord) -> list[Path]:
     """Write curves.png, health.png, filters.png, augment.png (with augmentation) and (after ``eval``)
     confusion.png into the run directory."""
+    check_readable(record)
     written = [save(curves_figure([record]), record.run_dir / CURVES_FILE)]
     written += plot_filters(record)
     written += plot_augmented(record)
@@ -36,6 +38,13 @@ def plot_run(record: RunRecord) -> list[Path]:
     if record.evaluation is not None:
         written.append(save(confusion_figure(record.evaluation), record.run_dir / CONFUSION_FILE))
     return written
+
+
+def check_readable(record: RunRecord) -> None:
+    """Read the files the PNGs are drawn from (RunDirError naming a damaged one) before any PNG is written."""
+    if (record.run_dir / WEIGHTS_FILE).exists():
+        load_weights(record.run_dir / WEIGHTS_FILE)
+    load_augmented(record.run_dir)
 
 
 def plot_comparison(records: list[RunRecord], path: Path) -> Path:

@@ -1,11 +1,19 @@
 """Training a finished run on for more epochs: ``mlptrain fit --resume RUN_DIR --epochs N``, in place.
 
 A finished run keeps its training state after the last epoch in ``state.npz``
-(the last checkpoint, renamed when the run completes). Continuing it puts that
-state back as ``checkpoint.npz``, removes ``summary.json`` and rewrites
-``config.yaml`` with the new epoch count, in that order, so a crash at any
-point leaves a run that ``--resume`` finishes; the history in
-``metrics.jsonl`` is kept.
+(the last checkpoint, renamed when the run completes). Continuing it is a
+transaction on the run directory. First everything is read and checked, and
+nothing is changed: ``config.yaml`` (still what the run was trained with, as
+``summary.json`` records it), the summary, and the final state (loadable,
+finite, and put into the trainer, so a state that does not fit fails here).
+Then the new files are written beside the old under temporary names, and
+only then do renames change the run: the state becomes ``checkpoint.npz``,
+``summary.json`` goes, the new ``config.yaml`` replaces the old, in that
+order, with Ctrl-C and SIGTERM held until the three are done. Stopped before
+the renames the run is as it was (temporary files aside, which the next
+``--resume`` deletes); stopped between them (``kill -9``) it is a completed
+run, or an unfinished one that ``fit --resume`` finishes as it was, after
+which ``--epochs N`` trains it on. The history in ``metrics.jsonl`` is kept.
 
 A run killed after its summary but before the rename is complete with its
 final state still in ``checkpoint.npz`` (and, if it was itself continued, an
@@ -26,11 +34,24 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
-from mlptrain.config import Config
-from mlptrain.errors import ConfigError
+import numpy as np
+
+from mlptrain.config import Config, build_config
+from mlptrain.errors import ConfigError, RunDirError
+from mlptrain.fsutil import signals_deferred, write_beside
 from mlptrain.nn.schedules import lr_at
-from mlptrain.runs.files import CHECKPOINT_FILE, STATE_FILE, SUMMARY_FILE, read_json, write_config
+from mlptrain.runs.files import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    STATE_FILE,
+    SUMMARY_FILE,
+    config_text,
+    load_state,
+    read_checkpoint_config,
+    read_json,
+)
 from mlptrain.train.trainer import schedule_params
 
 
@@ -74,7 +95,53 @@ def check_extendable(run_dir: Path, stored: Config, requested: Config) -> None:
         raise ConfigError(f"a finished run can only be trained on for more --epochs; {run_dir} differs in: "
                           f"{'; '.join(others)}. Drop those flags, or start a new run")
     _check_state(run_dir, summary, done, requested)
+    check_as_trained(run_dir, stored, summary.get("config"), run_dir / SUMMARY_FILE)
     _check_schedule(stored, requested, done)
+
+
+def check_as_trained(run_dir: Path, stored: Config, recorded: Any, record: Path, epochs_may_differ: bool = False
+                     ) -> None:
+    """RunDirError unless ``config.yaml`` (``stored``) still says what the run was trained with, as ``record``
+    (``summary.json``, or the checkpoint) has it: a hand-edited lr would make the continued run a different
+    one, under the same name. ``recorded`` None: a file written before it was recorded, nothing to compare."""
+    if recorded is None:
+        return
+    try:
+        trained = build_config(recorded)
+    except (ConfigError, TypeError, ValueError, AttributeError):
+        raise RunDirError(f"{record} does not record a valid config: the run directory is damaged; start a "
+                          "new run") from None
+    old, new = trained.to_dict(), stored.to_dict()
+    edited = [f"{key} (trained with {old[key]!r}, config.yaml has {new[key]!r})" for key in old
+              if old[key] != new[key] and not (key == "epochs" and epochs_may_differ)]
+    if edited:
+        raise RunDirError(f"{run_dir / CONFIG_FILE} was changed after the run was trained: {'; '.join(edited)}. "
+                          f"--resume continues the run as it was trained: put those values back ({record.name} "
+                          "has them), or start a new run with the new ones")
+    if epochs_may_differ and old["epochs"] != new["epochs"]:
+        _check_schedule(trained, stored, 0)
+
+
+def check_recorded_config(run_dir: Path, config: Config) -> None:
+    """RunDirError unless ``config`` (``config.yaml``'s, or with --epochs changed) is what the run records it was
+    trained with: in ``summary.json`` once complete, else in its checkpoint. Called before the config meets the
+    data, so that a damaged ``config.yaml`` is named, not blamed on the data; ``--resume`` checks again under
+    the run's lock."""
+    summary, checkpoint = run_dir / SUMMARY_FILE, run_dir / CHECKPOINT_FILE
+    if summary.exists():
+        record = read_json(summary)
+        check_as_trained(run_dir, config, record.get("config") if isinstance(record, dict) else "", summary, True)
+    elif checkpoint.exists():
+        check_as_trained(run_dir, config, read_checkpoint_config(checkpoint), checkpoint, True)
+
+
+def extension_state(run_dir: Path, stored: Config, requested: Config) -> tuple[Path, dict[str, np.ndarray]]:
+    """Everything an extension needs, read and checked, nothing changed: the final state's file and arrays."""
+    check_extendable(run_dir, stored, requested)
+    path = final_state(run_dir)
+    assert path is not None  # check_extendable said so
+    return path, load_state(path, f"the run is complete and unchanged; to train longer, start a new run with "
+                                  f"--epochs {requested.epochs}")
 
 
 def _check_state(run_dir: Path, summary: object, done: object, requested: Config) -> None:
@@ -104,10 +171,27 @@ def _check_schedule(stored: Config, requested: Config, done: int) -> None:
 
 
 def reopen_for_more_epochs(run_dir: Path, config: Config) -> None:
-    """Turn a finished run back into an unfinished one of ``config`` (checked by ``check_extendable``)."""
-    if final_state(run_dir) == run_dir / STATE_FILE:  # else the final state is already the checkpoint
-        temporary = run_dir / f".{CHECKPOINT_FILE}.reopen.tmp"
-        shutil.copyfile(run_dir / STATE_FILE, temporary)
-        os.replace(temporary, run_dir / CHECKPOINT_FILE)
-    (run_dir / SUMMARY_FILE).unlink()
-    write_config(run_dir, config.to_dict())
+    """Turn a finished run back into an unfinished one of ``config`` (read and checked by ``extension_state``):
+    the new files beside the old, then the renames (see the module)."""
+    staged: list[Path] = []
+    summary = run_dir / SUMMARY_FILE
+    try:
+        if final_state(run_dir) == run_dir / STATE_FILE:  # else the final state is already the checkpoint
+            with open(run_dir / STATE_FILE, "rb") as state:
+                staged.append(write_beside(run_dir / CHECKPOINT_FILE, lambda f: shutil.copyfileobj(state, f)))
+        new_config = write_beside(run_dir / CONFIG_FILE, lambda f: f.write(config_text(config.to_dict()).encode()))
+        staged.append(new_config)
+        with signals_deferred():
+            if len(staged) == 2:
+                os.replace(staged[0], run_dir / CHECKPOINT_FILE)
+            summary.unlink()
+            os.replace(new_config, run_dir / CONFIG_FILE)
+    except OSError as exc:
+        now = ("the run is complete as it was: run the same command again" if summary.exists() else
+               f"the run is unfinished at its old epoch count: finish it with mlptrain fit --resume {run_dir}, then "
+               f"train it on with --epochs {config.epochs}")
+        raise RunDirError(f"cannot reopen {run_dir} for more epochs: {exc.filename or run_dir}: "
+                          f"{exc.strerror or exc}; nothing was lost: {now}, once the cause is fixed") from None
+    finally:
+        for path in staged:
+            path.unlink(missing_ok=True)  # no-ops once renamed

@@ -20,6 +20,7 @@ from typing import IO, Any, Callable
 
 import numpy as np
 
+from mlptrain.config import build_config
 from mlptrain.errors import ConfigError, RunDirError, RunDirInUse
 from mlptrain.fsutil import atomic_write
 from mlptrain.nn.activations import get_activation
@@ -33,6 +34,10 @@ DIAGNOSTICS_FILE = "diagnostics.json"  # the init check and the warnings so far,
 AUGMENTED_FILE = "augmented.npz"  # a few training images and their distortions, for plot's augment.png
 STATE_FILE = "state.npz"  # a finished run's last training state, for fit --resume RUN --epochs N (runs/extend.py)
 SWEEP_FILE, RESULTS_JSONL = "sweep.json", "results.jsonl"  # a sweep directory's (sweep.results); runs lists its trials
+CHECKPOINT_CONFIG = "config_json"  # the checkpoint's record of the config it was trained with (JSON)
+# Every file fit writes into a run: no command may write over one (``check_not_a_run_file``).
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, DIAGNOSTICS_FILE, WEIGHTS_FILE, SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE,
+             STATE_FILE, AUGMENTED_FILE)
 NEW_RUN_HINT = "wait for it to finish, or choose another --out"
 RESUME_HINT = "wait for it to finish; only one process at a time may write a run"
 
@@ -66,9 +71,14 @@ def write_diagnostics(run_dir: Path, n_classes: int, init_health: list[dict[str,
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    write_text(run_dir / CONFIG_FILE, config_text(config))
+
+
+def config_text(config: dict[str, Any]) -> str:
+    """``config.yaml``'s text: the keys in the table's order."""
     import yaml
 
-    write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def create_run_dir(out: Path | None, activation: str, init: str, root: Path = Path("runs"),
@@ -121,6 +131,7 @@ def load_weights(path: Path) -> tuple[Network, dict[str, Any]]:
     except (ValueError, TypeError, ConfigError) as exc:
         raise RunDirError(f"{path} is not an mlptrain weights file: {exc}") from None
     _check_shapes(path, weights, biases)
+    check_finite(path, arrays, "re-run fit")
     meta = {key[5:]: arrays[key].tolist() for key in arrays if key.startswith("meta_")}
     return Network(weights, biases, activation), meta
 
@@ -144,6 +155,22 @@ def save_checkpoint(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
     _write(run_dir / CHECKPOINT_FILE, lambda f: np.savez(f, **arrays))
 
 
+def config_record(config: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The config a run trains with, as a checkpoint's array: ``--resume`` compares it with ``config.yaml``."""
+    return {CHECKPOINT_CONFIG: np.array(json.dumps(config))}
+
+
+def checkpoint_config(arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The config a checkpoint was written with (None: written before checkpoints recorded it)."""
+    if CHECKPOINT_CONFIG not in arrays:
+        return None
+    try:
+        config = json.loads(str(arrays[CHECKPOINT_CONFIG]))
+    except ValueError:
+        config = None
+    return config if isinstance(config, dict) else {}  # {}: damaged, which a comparison then reports
+
+
 def save_augmented(run_dir: Path, images: np.ndarray, shape: tuple[int, ...], augment: tuple[str, ...]) -> None:
     """Write ``augmented.npz``: ``images`` (draws + 1, n, pixels) in [0, 1] as uint8, row 0 undistorted."""
     pixels = np.round(images * 255).astype(np.uint8)
@@ -157,25 +184,61 @@ def load_augmented(run_dir: Path) -> tuple[np.ndarray, tuple[int, ...], list[str
     if not path.exists():
         return None
     arrays = _read_npz(path)
+    remedy = "delete it (it is only plot's preview) and plot again"
     try:
-        return arrays["images"], tuple(int(d) for d in arrays["shape"]), [str(a) for a in arrays["augment"]]
+        images, augment = arrays["images"], [str(a) for a in arrays["augment"].reshape(-1)]
+        shape = tuple(int(d) for d in arrays["shape"].reshape(-1))
     except KeyError as exc:
-        raise RunDirError(f"{path} is not an mlptrain augmentation preview: array {exc} is missing") from None
+        raise RunDirError(f"{path} is not an mlptrain augmentation preview: array {exc} is missing; {remedy}") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise RunDirError(f"{path} is damaged ({exc}); {remedy}") from None
+    if not (images.dtype == np.uint8 and images.ndim == 3 and len(shape) == 2 and min(shape, default=0) > 0
+            and images.shape[2] == shape[0] * shape[1] and images.size):
+        raise RunDirError(f"{path} is damaged: images {images.shape} {images.dtype} do not fit the image shape "
+                          f"{shape}; {remedy}")
+    return images, shape, augment
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, np.ndarray] | None:
     """The saved trainer state, or None when the run stopped before its first checkpoint."""
     path = run_dir / CHECKPOINT_FILE
-    return _read_npz(path) if path.exists() else None
+    return load_state(path) if path.exists() else None
+
+
+def load_state(path: Path, remedy: str = "start a new run") -> dict[str, np.ndarray]:
+    """A trainer state (``checkpoint.npz`` or ``state.npz``), its numbers checked finite; RunDirError saying
+    ``remedy`` otherwise."""
+    arrays = _read_npz(path, remedy)
+    check_finite(path, arrays, remedy)
+    return arrays
+
+
+def check_finite(path: Path, arrays: dict[str, np.ndarray], remedy: str) -> None:
+    """RunDirError naming the first float array of ``path`` that holds NaN or an infinity.
+
+    Training never saves one (a run whose numbers stop being finite is stopped as diverged, its last good
+    epoch kept), so such a file was damaged or written by something else.
+    """
+    for name, array in arrays.items():
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            raise RunDirError(f"{path}: {name} holds NaN or infinite values, which training never saves: the file is "
+                              f"damaged; {remedy}")
 
 
 def remove_stale_temporaries(run_dir: Path) -> None:
     """Delete the temporary files a killed writer left (``.<file>.<random>.tmp``); only for a run
     being resumed, which has no other writer."""
-    for name in (CONFIG_FILE, METRICS_FILE, DIAGNOSTICS_FILE, WEIGHTS_FILE, SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE,
-                 STATE_FILE, AUGMENTED_FILE):
+    for name in RUN_FILES:
         for stale in run_dir.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
+
+
+def check_not_a_run_file(path: Path) -> None:
+    """ConfigError when ``path`` is one of a run directory's own files: ``export RUN --out RUN/weights.npz``
+    would replace the weights it exports with the ONNX model."""
+    if path.name in RUN_FILES and (path.parent / CONFIG_FILE).is_file():
+        raise ConfigError(f"{path} is one of the files of the run directory {path.parent}; writing it "
+                          "would damage the run: choose another name")
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
@@ -191,17 +254,31 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise RunDirError(f"{path} is unreadable or not YAML: {exc}") from None
     if not isinstance(values, dict):
         raise RunDirError(f"{path} is not a config mapping; the run directory is damaged")
+    try:
+        build_config(values, {key: str(path) for key in values})
+    except ConfigError as exc:
+        raise RunDirError(f"{exc}; {path} is damaged: put the value back, or start a new run") from None
     return values
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def read_checkpoint_config(path: Path) -> dict[str, Any] | None:
+    """The config a checkpoint records, read alone (not its arrays); None when it records none or is unreadable
+    (reading it whole says what is wrong)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return checkpoint_config({CHECKPOINT_CONFIG: npz[CHECKPOINT_CONFIG]}) if CHECKPOINT_CONFIG in npz else None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError):
+        return None
+
+
+def _read_npz(path: Path, remedy: str = "re-run fit") -> dict[str, np.ndarray]:
     if not path.is_file():
         raise RunDirError(f"{path} does not exist; is this a finished run directory?")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise RunDirError(f"{path} is unreadable or not an .npz file ({exc}); re-run fit") from None
+        raise RunDirError(f"{path} is unreadable or not an .npz file ({exc}); {remedy}") from None
 
 
 def _check_shapes(path: Path, weights: list[np.ndarray], biases: list[np.ndarray]) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlptrain.errors import ConfigError, RunDirError, RunDirInUse
+from mlptrain.fsutil import make_dirs
 
 try:
     import fcntl
@@ -123,7 +124,7 @@ def claim_new_dir(path: Path, what: str, expected: str, hint: str, command: str 
     _check_empty(path, what, expected, hint, probe=True)
     created = not path.exists()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)  # removed again if the command fails before putting anything in it
     except OSError as exc:
         raise RunDirError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
     try:

@@ -9,8 +9,16 @@ from typing import Any
 
 from mlptrain.errors import RunDirError
 from mlptrain.nn.initializers import describe_init
-from mlptrain.runs.files import DIAGNOSTICS_FILE, EVAL_FILE, METRICS_FILE, SUMMARY_FILE, read_config, read_json
+from mlptrain.runs.files import (
+    DIAGNOSTICS_FILE,
+    EVAL_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    read_config,
+    read_json,
+)
 from mlptrain.runs.lock import holder
+from mlptrain.runs.schema import DIAGNOSTICS, EVAL, METRICS, SUMMARY, checked
 
 # Per-layer statistics shown by inspect and health.png. ``signal`` and ``gain`` are what the warnings measure;
 # ``act_std`` is not shown: it includes the spread of the biases across units, so a layer whose output no longer
@@ -70,25 +78,26 @@ class RunRecord:
         return series
 
 
-# The keys each file must have, with their types, for the reports to rely on them.
-SUMMARY_KEYS = {"status": str, "stop_reason": str, "warnings": list, "epochs_run": int}
-METRICS_KEYS = {"epoch": int, "train_loss": (int, float), "train_acc": (int, float), "lr": (int, float),
-                "seconds": (int, float)}
-EVAL_KEYS = {"dataset": str, "accuracy": (int, float), "confusion": list}
-DIAGNOSTICS_KEYS = {"n_classes": int, "init_health": list, "warnings": list}
+# What to do about each damaged file (runs/schema.py checks their shapes).
+REMEDIES = {
+    METRICS_FILE: "the run's history is lost: re-run fit",
+    SUMMARY_FILE: "the run's record is damaged: re-run fit (its weights.npz may still be evaluated with mlptrain eval)",
+    EVAL_FILE: "delete it and run mlptrain eval again",
+    DIAGNOSTICS_FILE: "delete it: fit --resume writes it again, and a finished run's summary.json holds the same",
+}
 
 
 def load_run(run_dir: Path) -> RunRecord:
-    """Read config, metrics, summary and eval results; RunDirError when it is not a run directory."""
+    """Read config, metrics, summary and eval results; RunDirError when it is not a run directory, or one of
+    them is damaged."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir} is a file, not a run directory; give the directory fit wrote (runs/<run>)")
     if not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} does not exist")
-    config = read_config(run_dir)
-    return RunRecord(run_dir, config, _read_metrics(run_dir / METRICS_FILE),
-                     _optional_json(run_dir / SUMMARY_FILE, SUMMARY_KEYS),
-                     _optional_json(run_dir / EVAL_FILE, EVAL_KEYS),
-                     _optional_json(run_dir / DIAGNOSTICS_FILE, DIAGNOSTICS_KEYS))
+    return RunRecord(run_dir, read_config(run_dir), _read_metrics(run_dir / METRICS_FILE),
+                     _optional_json(run_dir / SUMMARY_FILE, SUMMARY),
+                     _checked_eval(run_dir / EVAL_FILE),
+                     _optional_json(run_dir / DIAGNOSTICS_FILE, DIAGNOSTICS))
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -98,23 +107,27 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, ValueError) as exc:
         raise RunDirError(f"{path} is unreadable or not JSON lines: {exc}") from None
-    for row in rows:
-        _check_shape(row, METRICS_KEYS, path)
+    checked(rows, [METRICS], path, REMEDIES[METRICS_FILE])
+    validation = [{key: row[key] for key in ("val_loss", "val_acc") if key in row} for row in rows]
+    if any(v.keys() != validation[0].keys() or None in v.values() for v in validation):
+        raise RunDirError(f"{path} is damaged: its epochs do not all have the same validation metrics; "
+                          f"{REMEDIES[METRICS_FILE]}")
     return rows
 
 
-def _optional_json(path: Path, keys: dict[str, Any]) -> dict[str, Any] | None:
-    return _check_shape(read_json(path), keys, path) if path.exists() else None
+def _optional_json(path: Path, shape: Any) -> dict[str, Any] | None:
+    return checked(read_json(path), shape, path, REMEDIES[path.name]) if path.exists() else None
 
 
-def _check_shape(value: Any, keys: dict[str, Any], path: Path) -> Any:
-    """``value`` if it is a mapping with ``keys`` of the right types; RunDirError naming the file otherwise."""
-    if not isinstance(value, dict):
-        raise RunDirError(f"{path} does not hold an mlptrain record (a JSON object); the run directory is damaged")
-    for key, kind in keys.items():
-        if not isinstance(value.get(key), kind) or isinstance(value.get(key), bool):
-            raise RunDirError(f"{path}: {key!r} is missing or of the wrong type; the run directory is damaged")
-    return value
+def _checked_eval(path: Path) -> dict[str, Any] | None:
+    """eval.json, its confusion matrix square and one row per class."""
+    evaluation = _optional_json(path, EVAL)
+    if evaluation is not None:
+        n = len(evaluation["per_class_accuracy"])
+        if n == 0 or len(evaluation["confusion"]) != n or any(len(row) != n for row in evaluation["confusion"]):
+            raise RunDirError(f"{path} is damaged: its confusion matrix is not one row and one column per class; "
+                              f"{REMEDIES[EVAL_FILE]}")
+    return evaluation
 
 
 def format_run(record: RunRecord) -> str:
@@ -144,9 +157,9 @@ def _header(record: RunRecord) -> list[str]:
         lines.append(f"inputs   pixel mean {i['mean']:.3f}, std {i['std']:.3f}, border {i['border']:.3f}, brightest "
                      f"{i['brightest']:.3f}, constant pixels {i['constant']:.1%} (the data check)")
     if s is not None and s.get("test"):
-        best = s.get("best") or {}
+        best = (s.get("best") or {}).get("val_acc")
         lines.append(f"result   test accuracy {s['test']['accuracy']:.2%}, loss {s['test']['loss']:.4f}; "
-                     f"best epoch {s['best_epoch']} (val acc {best.get('val_acc', float('nan')):.2%}); "
+                     f"best epoch {s['best_epoch']} (val acc {'-' if best is None else f'{best:.2%}'}); "
                      f"weights from epoch {s['weights_from_epoch']}")
     return lines
 

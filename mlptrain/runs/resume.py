@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from mlptrain.config import FIELDS, Config, build_config
 from mlptrain.configfile import resolve_config
 from mlptrain.errors import ConfigError, RunDirError
-from mlptrain.runs.extend import check_extendable, config_differences, is_complete
+from mlptrain.runs.extend import check_extendable, check_recorded_config, config_differences, is_complete
 from mlptrain.runs.files import CONFIG_FILE, RESUME_HINT, read_config
 from mlptrain.runs.lock import DirLock, acquire
 
@@ -36,6 +36,7 @@ def resume_config(run_dir: Path, config: str | Path | None = None,
     """
     source = str(run_dir / CONFIG_FILE)
     stored = build_config(read_config(run_dir), {key: source for key in FIELDS})
+    check_recorded_config(run_dir, stored)  # before the data it names is loaded: a damaged config.yaml is named
     requested = resolve_config(config, flags, base=None if config else stored.to_dict(), base_source=source).config
     if is_complete(run_dir):
         check_extendable(run_dir, stored, requested)

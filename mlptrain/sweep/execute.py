@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mlptrain.errors import ConfigError, MlptrainError, SweepInterrupted, Terminated
-from mlptrain.runs.files import read_json, write_json, write_text
+from mlptrain.errors import MlptrainError, SweepInterrupted, Terminated
+from mlptrain.runs.files import write_json, write_text
 from mlptrain.runs.lock import DirLock, acquire, claim_new_dir
 from mlptrain.sweep.executors import Executor
 from mlptrain.sweep.grow import check_growth
-from mlptrain.sweep.results import OWNED, SPEC_COPY, SWEEP_FILE, write_results
+from mlptrain.sweep.results import OWNED, SPEC_COPY, SWEEP_FILE, read_sweep, write_results
 from mlptrain.sweep.spec import SweepPlan, sweep_record
 from mlptrain.sweep.summary import write_summaries
 from mlptrain.sweep.trial import Record, TrialTask, finished_record
@@ -37,10 +37,7 @@ def prepare_sweep_dir(plan: SweepPlan, sweep_dir: Path, spec_text: str, command:
         lock = claim_new_dir(sweep_dir, "sweep directory", "a sweep directory", SWEEP_HINT, command)
     try:
         if (sweep_dir / SWEEP_FILE).exists():
-            old = read_json(sweep_dir / SWEEP_FILE)
-            if not isinstance(old, dict):
-                raise ConfigError(f"{sweep_dir} holds another sweep (its {SWEEP_FILE} is not a record); choose a "
-                                  "new --out, or delete that directory to start over")
+            old = read_sweep(sweep_dir)  # RunDirError naming it when damaged
             if old.get("spec") == record["spec"] and old.get("trials") == record["trials"]:
                 return lock
             check_growth(sweep_dir, old, record)  # only more trials: the earlier ones are kept and skipped

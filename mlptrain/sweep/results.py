@@ -15,7 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlptrain.errors import RunDirError
 from mlptrain.runs.files import RESULTS_JSONL, SWEEP_FILE, read_json, write_text
+from mlptrain.runs.schema import RESULT, SWEEP, checked
 from mlptrain.sweep.spec import plain
 
 RESULTS_CSV, SPEC_COPY = "results.csv", "spec.yaml"
@@ -27,6 +29,8 @@ METRICS = {
     "best_val_acc": ("best", "val_acc"), "best_val_loss": ("best", "val_loss"),
     "test_acc": ("test", "accuracy"), "test_loss": ("test", "loss"),
 }
+RESULTS_REMEDY = "run the same mlptrain sweep command again: it rewrites the results from the trials' runs"
+SWEEP_REMEDY = "the sweep directory is damaged: run the sweep again into a new --out"
 TAIL = ["best_epoch", "epochs_run", "wall_seconds", "blas_threads", "warnings", "error", "run_dir"]
 
 
@@ -75,20 +79,23 @@ def _cell(value: Any) -> Any:
 
 def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
     """The records of ``results.jsonl`` (empty before the first trial finished)."""
-    from mlptrain.errors import RunDirError
-
     path = sweep_dir / RESULTS_JSONL
     if not path.exists():
         return []
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path} is unreadable or not JSON lines: {exc}") from None
+        raise RunDirError(f"{path} is unreadable or not JSON lines: {exc}; {RESULTS_REMEDY}") from None
+    return checked(rows, [RESULT], path, RESULTS_REMEDY)
 
 
 def read_sweep(sweep_dir: Path) -> dict[str, Any]:
-    """``sweep.json``: the spec, the varying keys and the trial names."""
-    return read_json(sweep_dir / SWEEP_FILE)
+    """``sweep.json``: the spec, the varying keys (each a list in the grid) and the trial names."""
+    path = sweep_dir / SWEEP_FILE
+    record = checked(read_json(path), SWEEP, path, SWEEP_REMEDY)
+    if not all(isinstance(record["spec"]["grid"].get(key), list) for key in record["varying"]):
+        raise RunDirError(f"{path} is damaged: a varying key has no list of values in its grid; {SWEEP_REMEDY}")
+    return record
 
 
 def is_sweep_dir(path: Path) -> bool:

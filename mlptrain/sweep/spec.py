@@ -130,7 +130,11 @@ def _mapping(value: Any, what: str, path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise ConfigError(f"{path}: {what} must be a mapping of config keys, got {type(value).__name__}")
-    return {normalize_key(k): v for k, v in value.items()}
+    normalized = {normalize_key(k): v for k, v in value.items()}
+    if len(normalized) < len(value):  # init-range and init_range: one key twice, the last would silently win
+        twice = next(n for n in normalized if sum(normalize_key(k) == n for k in value) > 1)
+        raise ConfigError(f"{path}: {what}: key {twice!r} is given twice (spelled two ways); give it once")
+    return normalized
 
 
 def _base(raw: dict[str, Any], path: Path) -> tuple[dict[str, Any], dict[str, str]]:

@@ -20,6 +20,7 @@ from mlptrain.config import Config, build_config
 from mlptrain.errors import DivergedError, MlptrainError, RunDirError, RunDirInUse, RunInterrupted
 from mlptrain.runs.files import CONFIG_FILE, SUMMARY_FILE, read_config, read_json
 from mlptrain.runs.lock import LOCK_FILE, DirLock, acquire
+from mlptrain.runs.schema import SUMMARY, checked
 from mlptrain.sweep.results import FINISHED, OWNED, failed_record, record_from_summary
 
 Record = dict[str, Any]
@@ -122,8 +123,8 @@ def finished_record(name: str, params: dict[str, Any], run_dir: Path) -> Record 
     path = run_dir / SUMMARY_FILE
     if not path.is_file():
         return None
-    summary = read_json(path)
-    if not isinstance(summary, dict) or summary.get("status") not in FINISHED:
+    summary = checked(read_json(path), SUMMARY, path, f"delete {run_dir} to run the trial again")
+    if summary["status"] not in FINISHED:
         return None
     error = next((w["message"] for w in summary.get("warnings", []) if w.get("code") == "diverged"), None)
     return record_from_summary(name, params, summary, error)

@@ -26,6 +26,7 @@ import numpy as np
 
 from mlptrain.config import Config
 from mlptrain.data.loading import Dataset
+from mlptrain.errors import InvalidResult
 from mlptrain.nn.network import Network, forward
 from mlptrain.train.objective import Objective
 from mlptrain.train.trainer import Trainer
@@ -62,6 +63,7 @@ class GradCheck:
     arrays: list[ArrayCheck]
 
 
+@np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a non-finite result is an error below, once
 def gradcheck(config: Config, data: Dataset, samples: int = 4, per_array: int = 500, eps: float = EPS
               ) -> GradCheck:
     """Check every parameter array of ``config``'s initial net (in float64) on ``samples`` probe images."""
@@ -123,7 +125,22 @@ def _check_array(net: Network, x: Array, y: Array, objective: Objective, index: 
         analytic.append(gview[j])
         numeric.append(objective.difference_quotient(up, down, y, eps, original if index % 2 == 0 else None))
     a, n = np.array(analytic), np.array(numeric)
+    _check_comparable(name, a, n, eps)
     scale = float(np.abs(a).max()) if len(a) else 0.0
     denominator = np.maximum(np.maximum(np.abs(a), np.abs(n)), FLOOR * scale)
     errors = np.divide(np.abs(a - n), denominator, out=np.zeros_like(a), where=denominator > 0)
     return ArrayCheck(name, layer, len(a), param.size, skipped, float(errors.max()) if len(a) else 0.0, scale)
+
+
+def _check_comparable(name: str, analytic: Array, numeric: Array, eps: float) -> None:
+    """InvalidResult when ``name``'s comparison would mean nothing: a PASS needs finite numbers, compared.
+
+    A NaN error would be masked (``errors`` leaves a NaN denominator at 0) and an array of which nothing
+    was compared has no error at all: either would read as agreement.
+    """
+    if not len(analytic):
+        raise InvalidResult(f"no entry of {name} could be compared: a step of {eps:g} moves every one of them across "
+                            "a kink of the activation; lower --delta")
+    if not (np.isfinite(analytic).all() and np.isfinite(numeric).all()):
+        raise InvalidResult(f"the loss or its gradient for {name} is NaN or infinite (the products overflow float64), "
+                            "so nothing can be compared; lower the init scale (--init-range, --init-std, --bias-init)")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +26,7 @@ from mlptrain.data.loading import Dataset
 from mlptrain.nn.activations import get_activation
 from mlptrain.nn.initializers import INITIALIZERS, describe_init, get_initializer
 from mlptrain.nn.network import Network, init_network
+from mlptrain.threads import worker_pool
 from mlptrain.train.diagnostics import gain_products
 from mlptrain.train.trainer import Trainer, initial_network, seed_streams
 
@@ -102,7 +102,7 @@ def scan_init(config: Config, data: Dataset, activations: list[str], factor: flo
     tables = [n for n, scheme in INITIALIZERS.items() if scheme.parameter is None]
     # One net drawn per grid point and initializer, shared by the activations: the weights do not depend on it.
     draws = [("uniform", r) for r in radii] + [(n, None) for n in tables]
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="mlptrain-scan") as pool:
+    with worker_pool(workers, "mlptrain-scan") as pool:
         points = list(pool.map(lambda d: _gains(_draw(config, sizes, *d), names, x), draws))
     grid, inits = points[:len(radii)], dict(zip(tables, points[len(radii):]))
     curves = []
@@ -127,7 +127,9 @@ def _draw(config: Config, sizes: list[int], init: str, r: float | None = None) -
 
 
 def _gains(net: Network, activations: list[str], x: Array) -> dict[str, float]:
-    return dict(zip(activations, gain_products([_with(net, name) for name in activations], x)))
+    """Each activation's gain product; inf where the signal overflows (its spread is then inf - inf: NaN)."""
+    gains = gain_products([_with(net, name) for name in activations], x)
+    return {name: math.inf if math.isnan(gain) else gain for name, gain in zip(activations, gains)}
 
 
 def _with(net: Network, activation: str) -> Network:

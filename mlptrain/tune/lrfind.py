@@ -62,14 +62,14 @@ class LRFind:
 
 def check_range(lr_min: float, lr_max: float, steps: int, smoothing: float, stop_factor: float) -> None:
     """ConfigError unless the test's settings make sense together."""
-    if not 0 < lr_min < lr_max:
-        raise ConfigError(f"--start-lr {lr_min:g} must be positive and below --end-lr {lr_max:g}")
+    if not 0 < lr_min < lr_max < math.inf:  # comparisons with NaN are False: refused too
+        raise ConfigError(f"--start-lr {lr_min:g} must be positive and below --end-lr {lr_max:g}, both finite")
     if steps < 2:
         raise ConfigError(f"--steps {steps}: the test needs at least 2 steps")
     if not 0 <= smoothing < 1:
         raise ConfigError(f"--smoothing {smoothing:g} must be in [0, 1)")
-    if stop_factor <= 1:
-        raise ConfigError(f"--stop-factor {stop_factor:g} must be above 1")
+    if not 1 < stop_factor < math.inf:
+        raise ConfigError(f"--stop-factor {stop_factor:g} must be above 1 and finite")
 
 
 def lr_find(config: Config, data: Dataset, lr_min: float = 1e-7, lr_max: float = 10.0, steps: int = 300,
