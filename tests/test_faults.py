@@ -288,6 +288,13 @@ ROWS: list[Row] = [
         "--delta"),
     Row("predict", "top-k 0", ["predict", "{run}", "{inputs}/digit.png", "--top-k", "0"], 2, "--top-k"),
     Row("configs show", "no such config", ["configs", "show", "no-such-config"], 2, "no shipped config"),
+    Row("runs", "--sort by a key that is not a column or config key", ["runs", "{run}", "--sort", "nope"], 2,
+        "--sort: unknown key 'nope'"),
+    Row("compare", "a directory that is not a run", ["compare", "{run}", "{inputs}"], 1,
+        "{inputs} is not a run directory"),
+    Row("tensorboard", "a directory without runs", ["tensorboard", "{inputs}"], 1, "no run directories under {inputs}"),
+    Row("data import", "a source that does not exist", ["data", "import", "{tmp}/nothing", "--out", NEW_OUT], 2,
+        "is neither a known data set", absent=(NEW_OUT,)),
     Row("configs list", "an argument it does not take", ["configs", "list", "extra"], 2, "unexpected extra argument"),
     Row("data list", "data dir is a file", ["data", "list", "--data-dir", "{inputs}/digit.png"], 2, "is a file"),
     # --- 2. non-finite numbers in files and results ---

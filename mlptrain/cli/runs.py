@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from mlptrain.cli.common import Failure
+
 DEFAULT_ROOTS = (Path("runs"), Path("sweeps"))
 
 
@@ -142,7 +144,11 @@ def tensorboard(dirs: tuple[Path, ...]) -> None:
     for directory in dirs:
         if not directory.is_dir():
             raise click.UsageError(f"{directory} is not a directory; give run or sweep directories")
-    for row in find_runs(list(dirs)):
+    rows = find_runs(list(dirs))
+    if not rows:
+        raise Failure(f"no run directories under {', '.join(map(str, dirs))}; give directories made by mlptrain fit "
+                      "or sweep", 1)
+    for row in rows:
         run_dir = Path(row["path"])
         if row["status"] in ("unreadable", "failed"):
             click.echo(f"{run_dir}: skipped ({row['status']}: {row['error']})", err=True)
