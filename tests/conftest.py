@@ -39,5 +39,6 @@ def close_figures() -> Iterator[None]:
     yield
     import sys
 
-    if "matplotlib.pyplot" in sys.modules:
-        sys.modules["matplotlib.pyplot"].close("all")
+    close = getattr(sys.modules.get("matplotlib.pyplot"), "close", None)  # None while a thread still imports it
+    if close is not None:
+        close("all")
