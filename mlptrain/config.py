@@ -19,6 +19,7 @@ from mlptrain.data.datasets import DATASETS, dataset_names
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import activation_names, get_activation
 from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, describe_defaults, get_initializer
+from mlptrain.nn.norms import norm_names
 from mlptrain.nn.optimizers import OPTIMIZERS
 from mlptrain.nn.schedules import SCHEDULES
 
@@ -68,6 +69,9 @@ class Config:
     augment: tuple[str, ...] = ()
     label_smoothing: float = 0.0
     tensorboard: bool = False  # output only: never changes the numbers
+    norm: str = "none"
+    norm_momentum: float = 0.9
+    norm_eps: float = 1e-5
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, ready for YAML/JSON (``hidden`` as a list)."""
@@ -230,6 +234,16 @@ FIELDS: dict[str, Field] = {
         parse_augment, "random distortions of the training batches, applied in order: "
         + ", ".join(augmentation_names()) + "; each NAME or NAME:KEY=VALUE:..., comma-separated (\"\" for none)",
     ),
+    "norm": _choice_field(
+        norm_names, "normalisation in every hidden layer, between the affine map and the activation, with a "
+        "learnable scale and shift (not weight-decayed): batch (running statistics at eval) or layer",
+    ),
+    "norm_momentum": Field(
+        _number(0, 1, high_open=True), "batch norm: running statistics = m x running + (1 - m) x the batch's",
+        kind=float,
+    ),
+    "norm_eps": Field(_number(0, 1, low_open=True), "norm: added to the variance before its square root",
+                      kind=float),
 }
 assert set(FIELDS) == {f.name for f in dataclasses.fields(Config)}, "FIELDS must describe every Config key"
 
@@ -283,6 +297,9 @@ def check_consistency(config: Config) -> Config:
          f"warmup_epochs {config.warmup_epochs} leaves no epoch for the schedule: use fewer than epochs"),
         (config.lr_schedule == "cosine" and config.lr_min >= config.lr,
          f"lr_min {config.lr_min:g} must be below lr {config.lr:g} for the cosine schedule"),
+        (config.norm == "batch" and config.batch_size < 2,
+         "norm batch needs batch_size 2 or more (a batch of one has no spread to normalise): "
+         "raise batch_size or use norm layer"),
     ]
     for bad, message in problems:
         if bad:
