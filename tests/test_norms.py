@@ -15,7 +15,14 @@ from mlptrain.data.loading import load_dataset
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import ACTIVATIONS
 from mlptrain.nn.initializers import get_initializer
-from mlptrain.nn.network import Network, forward, init_network, loss_and_gradients, softmax_cross_entropy
+from mlptrain.nn.network import (
+    Network,
+    Workspace,
+    forward,
+    init_network,
+    loss_and_gradients,
+    softmax_cross_entropy,
+)
 from mlptrain.nn.norms import NORMS
 from mlptrain.nn.optimizers import Hyper, make_optimizer
 from mlptrain.runs.files import load_weights, save_weights
@@ -119,6 +126,21 @@ def test_a_batch_of_one_is_refused_with_a_clear_line_for_batch_norm(tmp_path: Pa
     with pytest.raises(ConfigError, match="a batch of one image .*change batch_size or val_size by one"):
         Trainer(cfg, data)
     Trainer(dataclasses.replace(cfg, norm="layer"), data)
+
+
+def test_scaled_and_accumulated_norm_gradients_land_in_the_optimizers_arrays() -> None:
+    """SGD's path: the scales' and shifts' gradients scaled and accumulated like the weights'."""
+    net = norm_net("batch")
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(8, 5)), rng.integers(0, 3, size=8)
+    _, plain, _ = loss_and_gradients(net, x, y)
+    plain = [g.copy() for g in plain]
+    held = [rng.normal(size=p.shape) for p in net.parameters()]
+    before = [h.copy() for h in held]
+    _, grads, _ = loss_and_gradients(net, x, y, workspace=Workspace(net, 8, held), grad_scale=-0.3, grad_beta=0.7)
+    for g, h, old, p in zip(grads, held, before, plain, strict=True):
+        assert g is h
+        np.testing.assert_allclose(g, 0.7 * old - 0.3 * p, atol=1e-15)
 
 
 def test_weight_decay_leaves_scale_and_shift_alone() -> None:
