@@ -21,6 +21,7 @@ from mlptrain.data.prepare import PREPROCESSING
 from mlptrain.errors import ConfigError
 from mlptrain.nn.activations import activation_names, get_activation
 from mlptrain.nn.initializers import DEFAULT_INIT_FOR_FAMILY, INITIALIZERS, describe_defaults, get_initializer
+from mlptrain.nn.norms import norm_names
 from mlptrain.nn.optimizers import OPTIMIZERS
 from mlptrain.nn.schedules import SCHEDULES
 
@@ -74,6 +75,9 @@ class Config:
     image_size: int = 28
     image_shape: tuple[int, int] | None = None
     test_size: int | float = 0.2
+    norm: str = "none"
+    norm_momentum: float = 0.9
+    norm_eps: float = 1e-5
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, ready for YAML/JSON (``hidden``, ``augment`` and ``image_shape`` as lists)."""
@@ -266,6 +270,16 @@ FIELDS: dict[str, Field] = {
     "test_size": Field(parse_size, "a data set without a test split (one level of class folders, one CSV file): the "
                        "images held out as its test split, the same ones every run: a count, or a fraction (0.2 "
                        "or 20%)"),
+    "norm": _choice_field(
+        norm_names, "normalisation in every hidden layer, between the affine map and the activation, with a "
+        "learnable scale and shift (not weight-decayed): batch (running statistics at eval) or layer",
+    ),
+    "norm_momentum": Field(
+        _number(0, 1, high_open=True), "batch norm: running statistics = m x running + (1 - m) x the batch's",
+        kind=float,
+    ),
+    "norm_eps": Field(_number(0, 1, low_open=True), "norm: added to the variance before its square root",
+                      kind=float),
 }
 assert set(FIELDS) == {f.name for f in dataclasses.fields(Config)}, "FIELDS must describe every Config key"
 
@@ -319,6 +333,9 @@ def check_consistency(config: Config) -> Config:
          f"warmup_epochs {config.warmup_epochs} leaves no epoch for the schedule: use fewer than epochs"),
         (config.lr_schedule == "cosine" and config.lr_min >= config.lr,
          f"lr_min {config.lr_min:g} must be below lr {config.lr:g} for the cosine schedule"),
+        (config.norm == "batch" and config.batch_size < 2,
+         "norm batch needs batch_size 2 or more (a batch of one has no spread to normalise): "
+         "raise batch_size or use norm layer"),
     ]
     for bad, message in problems:
         if bad:

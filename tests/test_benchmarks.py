@@ -73,3 +73,11 @@ def test_drift_runs_a_short_version_of_each_config_and_reports_drift_and_subnorm
 def test_drift_mistakes_get_one_line_and_no_traceback(args: list[str], expected: str) -> None:
     done = drift(*args, "--quiet")
     assert done.returncode != 0 and expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_norm_benchmark_runs_and_reports_both_ratios(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "data", n_train=300, n_classes=3)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "norm.py"), "--rounds", "1", "--hidden", "8",
+                           "--data", str(data)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "paired median (batch ÷ none):" in done.stdout and "paired median (layer ÷ none):" in done.stdout

@@ -96,6 +96,9 @@ def init_scan(config_file: str | None, activations: str | None, factor: float, r
         scan = scan_init(config, data, [n.strip() for n in names], factor, log_grid(r_min, r_max, per_decade),
                          workers=threads or available_cores())
     click.echo(format_scan(scan))
+    if config.norm != "none":
+        click.echo(f"note: the scan measures the nets without their {config.norm} norm, which rescales every hidden "
+                   "layer whatever r is: with it only the output layer's scale matters (docs/init-scale.md)")
     click.echo(f"wrote {plot_init_scan(scan, out)}")
 
 

@@ -2,7 +2,9 @@
 
 The graph: input ``images`` float32 ``[N, pixels]`` in [0, 1] (pixel / 255, the
 scaling training used; ``N`` is dynamic), per layer ``MatMul`` then ``Add``,
-then the hidden activation's nodes, which its row of the activation table
+then in a hidden layer the norm's node (``BatchNormalization`` in inference
+mode, with the running statistics, or ``LayerNormalization``; the norm's row
+emits it) and the hidden activation's nodes, which its row of the activation table
 emits (``Activation.onnx_form``, through ``_Graph``: this module keeps no
 table of its own), and two outputs, ``logits`` and ``probabilities``
 (``Softmax``). The run's data set, image shape, class names and input scaling
@@ -99,6 +101,8 @@ def build_model(model: Model) -> Any:
         product = graph.add("MatMul", [signal, weight], f"product{layer}", f"matmul{layer}")
         signal = graph.add("Add", [product, bias], "logits" if layer == last else f"pre{layer}", f"add{layer}")
         if layer < last:
+            if net.norm is not None:
+                signal = _norm_nodes(graph, net, layer, signal)
             activated = net.activation.onnx_form(graph, signal)
             # The layer's output is hidden<l> whatever the activation, for anyone tapping the hidden features.
             signal = activated if activated == signal else graph.rename(activated, f"hidden{layer}")
@@ -117,6 +121,15 @@ def build_model(model: Model) -> Any:
     return proto
 
 
+def _norm_nodes(graph: _Graph, net: Any, layer: int, signal: str) -> str:
+    """Hidden layer ``layer``'s norm node on ``signal``, its arrays as initializers; returns ``normed<l>``."""
+    norm = net.norm
+    lists = {"scale": norm.scales, "shift": norm.shifts, "running_mean": norm.running_mean,
+             "running_var": norm.running_var}
+    arrays = {name: graph.initialize(values[layer], f"{name}{layer}") for name, values in lists.items() if values}
+    return graph.rename(norm.kind.onnx_form(graph, signal, arrays, norm.eps), f"normed{layer}")
+
+
 def metadata(model: Model) -> dict[str, str]:
     """The model's metadata properties (strings; lists as JSON)."""
     return {
@@ -126,6 +139,7 @@ def metadata(model: Model) -> dict[str, str]:
         "class_names": json.dumps(list(model.class_names), ensure_ascii=False),
         "input_scaling": INPUT_SCALING,
         "activation": model.net.activation.name,
+        "norm": model.net.norm.kind.name if model.net.norm is not None else "none",
         "layer_sizes": json.dumps(model.net.sizes),
     }
 

@@ -14,24 +14,27 @@ diagnostics and the gradient checks use. The arithmetic is the same either way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from mlptrain.nn.activations import Activation, get_activation
 from mlptrain.nn.blas import accumulate_product
 from mlptrain.nn.initializers import Initializer
+from mlptrain.nn.norms import NONE, NormLayers
 
 Array = np.ndarray
 
 
 @dataclass
 class Network:
-    """Weights ``W[l]`` ``(sizes[l], sizes[l+1])``, biases ``b[l]`` ``(sizes[l+1],)``."""
+    """Weights ``W[l]`` ``(sizes[l], sizes[l+1])``, biases ``b[l]`` ``(sizes[l+1],)``; ``norm``: the hidden
+    layers' normalisations (``nn.norms``), None for none."""
 
     weights: list[Array]
     biases: list[Array]
     activation: Activation
+    norm: NormLayers | None = None
 
     @property
     def sizes(self) -> list[int]:
@@ -43,8 +46,13 @@ class Network:
         return self.weights[0].dtype
 
     def parameters(self) -> list[Array]:
-        """``[W0, b0, W1, b1, …]``: the arrays an optimizer updates in place."""
-        return [p for pair in zip(self.weights, self.biases) for p in pair]
+        """``[W0, b0, W1, b1, …]`` then the norms' ``[scale0, shift0, …]``: the arrays an optimizer updates in place."""
+        params = [p for pair in zip(self.weights, self.biases) for p in pair]
+        return params + self.norm.parameters() if self.norm is not None else params
+
+    def variables(self) -> list[Array]:
+        """``parameters()`` then batch norm's running statistics: every array the outputs depend on."""
+        return self.parameters() + self.norm.statistics() if self.norm is not None else self.parameters()
 
 
 @dataclass
@@ -53,8 +61,10 @@ class Trace:
 
     ``inputs[l]`` is what layer ``l`` multiplied by its weights (``inputs[0]``
     is ``x``), after dropout; ``pre[l]`` and ``post[l]`` are hidden layer
-    ``l``'s pre-activation and activation before dropout; ``masks[l]`` is the
-    dropout mask applied to ``inputs[l]`` (None: no dropout there).
+    ``l``'s pre-activation (after its normalisation, if any) and activation
+    before dropout; ``masks[l]`` is the dropout mask applied to ``inputs[l]``
+    (None: no dropout there); ``norms[l]`` what the normalisation's backward
+    needs (empty without one).
     """
 
     inputs: list[Array]
@@ -62,6 +72,7 @@ class Trace:
     post: list[Array]
     masks: list[Array | None]
     logits: Array
+    norms: list[tuple[Array, Array]] = field(default_factory=list)
 
 
 @dataclass
@@ -128,14 +139,20 @@ def init_network(
     init_std: float | None = None,
     bias_init: float = 0.0,
     dtype: np.dtype | type = np.float32,
+    norm: str = NONE,
+    norm_eps: float = 1e-5,
+    norm_momentum: float = 0.9,
 ) -> Network:
-    """A fresh network of the given layer widths, weights drawn from ``rng``."""
+    """A fresh network of the given layer widths, weights drawn from ``rng`` (a norm's scale 1 and shift 0)."""
     weights = [
         init.draw(rng, fan_in, fan_out, init_range, init_std, dtype)
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:])
     ]
     biases = [np.full(fan_out, bias_init, dtype=dtype) for fan_out in sizes[1:]]
-    return Network(weights, biases, get_activation(activation))
+    norms = None
+    if norm != NONE and len(sizes) > 2:
+        norms = NormLayers.fresh(norm, sizes[1:-1], dtype, norm_eps, norm_momentum)
+    return Network(weights, biases, get_activation(activation), norms)
 
 
 def dropout_masks(
@@ -158,14 +175,18 @@ def dropout_masks(
 
 
 def forward(
-    net: Network, x: Array, masks: list[Array | None] | None = None, buffers: Buffers | None = None
+    net: Network, x: Array, masks: list[Array | None] | None = None, buffers: Buffers | None = None,
+    train: bool = False, update: bool = False,
 ) -> Trace:
     """Run ``x`` ``(n, sizes[0])`` through the net, keeping what backward needs.
 
     ``masks`` (from ``dropout_masks``) turns on dropout; evaluation passes none.
     ``buffers`` (from a ``Workspace``) receive the results instead of new arrays.
+    ``train``: batch norm normalises with the batch's statistics (training mode;
+    ``update`` also folds them into its running ones), else with its running
+    ones (inference mode). Without batch norm neither changes anything.
     """
-    n_layers = len(net.weights)
+    n_layers, norm = len(net.weights), net.norm
     masks = masks or [None] * n_layers
     out = buffers or Buffers.none(n_layers)
     trace = Trace(inputs=[], pre=[], post=[], masks=masks, logits=x)
@@ -179,6 +200,9 @@ def forward(
         if layer == n_layers - 1:
             trace.logits = z
             break
+        if norm is not None:
+            z, cache = norm.forward(layer, z, train, update)
+            trace.norms.append(cache)
         a = net.activation.function(z, out.post[layer])
         trace.pre.append(z)
         trace.post.append(a)
@@ -243,11 +267,14 @@ def backward(
     ``buffers`` (from a ``Workspace``) receive the results instead of new arrays.
     ``beta`` accumulates instead: each gradient buffer becomes ``beta`` times
     what it held plus the gradient, in the same matrix product (SGD's momentum;
-    see ``blas.accumulate_product``). It needs buffers.
+    see ``blas.accumulate_product``). It needs buffers. A normalisation's
+    gradients (training mode) follow, ``[dscale0, dshift0, …]``.
     """
-    n_layers = len(net.weights)
+    n_layers, norm = len(net.weights), net.norm
     out = buffers or Buffers.none(n_layers)
     grads: list[Array] = [grad_logits] * (2 * n_layers)
+    if norm is not None:
+        grads += [grad_logits] * (2 * n_layers - 2)
     delta = grad_logits
     for layer in range(n_layers - 1, -1, -1):
         # inputs.T is a transposed view: BLAS reads it as is, no copy is made.
@@ -258,7 +285,34 @@ def backward(
             if trace.masks[layer] is not None:
                 delta *= trace.masks[layer]
             delta *= net.activation.derivative(trace.pre[layer - 1], trace.post[layer - 1])
+            if norm is not None:
+                _norm_backward(norm, layer - 1, delta, trace, out, grads, beta)
     return grads
+
+
+def _norm_backward(norm: NormLayers, hidden: int, delta: Array, trace: Trace, out: Buffers, grads: list[Array],
+                   beta: float) -> None:
+    """Turn ``delta``, the gradient at hidden layer ``hidden``'s normalised output, into the gradient at its
+    affine output (in place), and set its scale's and shift's gradients in ``grads``."""
+    _, d_scale, d_shift = norm.backward(hidden, delta, trace.norms[hidden])
+    first = 2 * len(trace.inputs) + 2 * hidden
+    for k, value in ((first, d_scale), (first + 1, d_shift)):
+        grads[k] = _store(value, out.grads[k] if k < len(out.grads) else None, beta)
+
+
+def _store(value: Array, out: Array | None, beta: float) -> Array:
+    """``value`` into ``out`` or, with ``beta``, added to ``beta * out``; ``value`` itself without ``out``."""
+    if out is None:
+        if beta:
+            raise ValueError("accumulating a gradient needs the array to accumulate into")
+        return value
+    if not beta:
+        np.copyto(out, value)
+        return out
+    if beta != 1.0:
+        out *= beta
+    out += value
+    return out
 
 
 def _bias_gradient(delta: Array, out: Array | None, beta: float) -> Array:
@@ -282,7 +336,7 @@ def l2_penalty(net: Network, weight_decay: float) -> float:
 def loss_and_gradients(
     net: Network, x: Array, labels: Array, weight_decay: float = 0.0,
     masks: list[Array | None] | None = None, workspace: Workspace | None = None,
-    grad_scale: float = 1.0, grad_beta: float = 0.0, label_smoothing: float = 0.0,
+    grad_scale: float = 1.0, grad_beta: float = 0.0, label_smoothing: float = 0.0, update: bool = False,
 ) -> tuple[float, list[Array], Array]:
     """Data loss, parameter gradients and logits for one batch: forward then backward.
 
@@ -294,11 +348,12 @@ def loss_and_gradients(
     logits' gradient, so the factor is applied there, to an ``(n, classes)``
     array, instead of to every parameter's gradient. ``grad_beta`` makes the
     workspace's gradient arrays accumulate: they become ``grad_beta`` times
-    what they held plus the (scaled) gradients.
+    what they held plus the (scaled) gradients. Batch norm runs in training
+    mode (the batch's statistics); ``update`` folds them into its running ones.
     With a ``workspace`` the gradients and logits live in it (see ``Workspace``).
     """
     buffers = workspace.buffers(len(x)) if workspace else None
-    trace = forward(net, x, masks, buffers)
+    trace = forward(net, x, masks, buffers, True, update)
     loss, grad_logits = softmax_cross_entropy(trace.logits, labels, label_smoothing)
     if grad_scale != 1.0:
         grad_logits *= grad_scale

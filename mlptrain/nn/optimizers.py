@@ -182,7 +182,8 @@ class Adam:
     """Adam (Kingma & Ba 2015) with bias correction; AdamW adds decoupled weight decay.
 
     AdamW (Loshchilov & Hutter 2019) shrinks each weight matrix by
-    ``lr * weight_decay * W`` outside the adaptive update; biases are not decayed.
+    ``lr * weight_decay * W`` outside the adaptive update; biases and a norm's scale and shift (the 1-D
+    parameters) are not decayed.
     """
 
     def __init__(self, params: list[Array], hyper: Hyper, decoupled: bool = False) -> None:
@@ -215,8 +216,8 @@ class Adam:
         # --eps (1e-44) would otherwise round to 0 and give 0/0 where m and v are 0 (blank pixels).
         eps = max(self.eps * np.sqrt(1 - b2**t), self._tiny)
         flush = t % FLUSH_EVERY == 0  # m *= b1, v *= b2 every step: entries with no gradient decay into subnormals
-        for i, (p, g, m, v) in enumerate(zip(params, grads, self.m, self.v)):
-            if self.decay and i % 2 == 0:  # even entries are weight matrices
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            if self.decay and p.ndim == 2:  # the weight matrices
                 p *= 1 - lr * self.decay
             # The gradient buffer is the scratch space: no allocation per step.
             m *= b1

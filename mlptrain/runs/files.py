@@ -25,9 +25,12 @@ from mlptrain.errors import ConfigError, RunDirError, RunDirInUse
 from mlptrain.fsutil import atomic_write
 from mlptrain.nn.activations import get_activation
 from mlptrain.nn.network import Network
+from mlptrain.nn.norms import NormLayers, get_norm
 from mlptrain.runs.lock import DirLock, claim_new_dir
 
 WEIGHTS_FORMAT = 1
+NORM_FORMAT = 2  # a net with a norm: format 1's arrays plus the norm's; a reader of format 1 alone refuses it
+NORM_ARRAYS = ("scale", "shift", "running_mean", "running_var")  # per hidden layer l: scale<l>, …
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE = "config.yaml", "metrics.jsonl", "weights.npz"
 SUMMARY_FILE, EVAL_FILE, CHECKPOINT_FILE = "summary.json", "eval.json", "checkpoint.npz"
 DIAGNOSTICS_FILE = "diagnostics.json"  # the init check and the warnings so far, kept current while the run trains
@@ -105,12 +108,14 @@ def save_weights(path: Path, net: Network, meta: dict[str, Any]) -> None:
     ``meta`` holds plain strings and numbers (dataset name, image shape…).
     """
     arrays: dict[str, np.ndarray] = {
-        "format": np.array(WEIGHTS_FORMAT),
+        "format": np.array(WEIGHTS_FORMAT if net.norm is None else NORM_FORMAT),
         "activation": np.array(net.activation.name),
         "n_layers": np.array(len(net.weights)),
     }
     for i, (w, b) in enumerate(zip(net.weights, net.biases)):
         arrays[f"W{i}"], arrays[f"b{i}"] = w, b
+    if net.norm is not None:
+        arrays |= _norm_arrays(net.norm)
     for key, value in meta.items():
         arrays[f"meta_{key}"] = np.array(value)
     _write(path, lambda f: np.savez(f, **arrays))
@@ -120,20 +125,52 @@ def load_weights(path: Path) -> tuple[Network, dict[str, Any]]:
     """Rebuild the network saved by ``save_weights``; RunDirError on any defect."""
     arrays = _read_npz(path)
     try:
-        if int(arrays["format"]) != WEIGHTS_FORMAT:
+        if int(arrays["format"]) not in (WEIGHTS_FORMAT, NORM_FORMAT):
             raise RunDirError(f"{path}: weights format {int(arrays['format'])} is not supported")
         activation = get_activation(str(arrays["activation"]))
         n_layers = int(arrays["n_layers"])
         weights = [arrays[f"W{i}"] for i in range(n_layers)]
         biases = [arrays[f"b{i}"] for i in range(n_layers)]
+        norm = _read_norm(arrays, n_layers - 1) if int(arrays["format"]) == NORM_FORMAT else None
     except KeyError as exc:
         raise RunDirError(f"{path} is not an mlptrain weights file: array {exc} is missing") from None
     except (ValueError, TypeError, ConfigError) as exc:
         raise RunDirError(f"{path} is not an mlptrain weights file: {exc}") from None
     _check_shapes(path, weights, biases)
     check_finite(path, arrays, "re-run fit")
+    if norm is not None:
+        _check_norm_shapes(path, norm, weights)
     meta = {key[5:]: arrays[key].tolist() for key in arrays if key.startswith("meta_")}
-    return Network(weights, biases, activation), meta
+    return Network(weights, biases, activation, norm), meta
+
+
+def _norm_arrays(norm: NormLayers) -> dict[str, np.ndarray]:
+    """``norm``, ``norm_eps`` and per hidden layer ``scale<l>``, ``shift<l>`` (and ``running_mean<l>``,
+    ``running_var<l>`` for batch norm)."""
+    arrays = {"norm": np.array(norm.kind.name), "norm_eps": np.array(norm.eps)}
+    lists = (norm.scales, norm.shifts, norm.running_mean, norm.running_var)
+    for name, values in zip(NORM_ARRAYS, lists):
+        arrays.update({f"{name}{i}": v for i, v in enumerate(values)})
+    return arrays
+
+
+def _read_norm(arrays: dict[str, np.ndarray], n_hidden: int) -> NormLayers:
+    """The norm ``_norm_arrays`` wrote (KeyError, ValueError or ConfigError when it is incomplete)."""
+    kind = get_norm(str(arrays["norm"]))
+    names = NORM_ARRAYS if kind.running else NORM_ARRAYS[:2]
+    lists = [[arrays[f"{name}{i}"] for i in range(n_hidden)] for name in names]
+    lists += [[], []] if not kind.running else []
+    return NormLayers(kind, *lists, eps=float(arrays["norm_eps"]))
+
+
+def _check_norm_shapes(path: Path, norm: NormLayers, weights: list[np.ndarray]) -> None:
+    for i, w in enumerate(weights[:-1]):
+        for name, values in zip(NORM_ARRAYS, (norm.scales, norm.shifts, norm.running_mean, norm.running_var)):
+            if values and (values[i].shape != (w.shape[1],) or values[i].dtype != w.dtype):
+                raise RunDirError(
+                    f"{path}: {name}{i} has shape {values[i].shape} {values[i].dtype}, not ({w.shape[1]},) "
+                    f"{w.dtype} like layer {i}'s outputs; the file is damaged or not from mlptrain"
+                )
 
 
 def class_names(meta: dict[str, Any], n_classes: int) -> tuple[str, ...]:

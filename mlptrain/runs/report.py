@@ -148,7 +148,8 @@ def _header(record: RunRecord) -> list[str]:
         f"run {record.run_dir}",
         f"status   {status}",
         f"data     {c.get('dataset')}, {_val_size(c.get('val_size'))} validation images, seed {c.get('seed')}",
-        f"network  {'-'.join(map(str, c.get('hidden') or []))} {c.get('activation')}, init {record.init}",
+        f"network  {'-'.join(map(str, c.get('hidden') or []))} {c.get('activation')}, init {record.init}"
+        + (f", {c['norm']} norm" if c.get("norm", "none") != "none" else ""),
         f"training {c.get('optimizer')} lr {c.get('lr')} ({c.get('lr_schedule')}), batch {c.get('batch_size')}, "
         f"{c.get('epochs')} epoch{'' if c.get('epochs') == 1 else 's'}",
     ]

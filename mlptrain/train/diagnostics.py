@@ -100,7 +100,7 @@ def layer_health(net: Network, x: Array, labels: Array) -> tuple[list[LayerHealt
 
 
 def _layer_health(net: Network, x: Array, labels: Array) -> tuple[list[LayerHealth], Array]:
-    trace = forward(net, x)
+    trace = forward(net, x, train=True)  # batch norm: the statistics a training step sees
     _, grad_logits = softmax_cross_entropy(trace.logits, labels)
     grads = backward(net, trace, grad_logits)
     outputs = [*zip(trace.pre, trace.post), (trace.logits, trace.logits)]
@@ -148,6 +148,10 @@ def signal_warnings(net: Network, rows: list[LayerHealth], epoch: int,
     reaches ~10x), while a signal that really explodes ends in ``diverged``.
     """
     total = total_gain(rows if epoch == 0 else rows[:-1])
+    if net.norm is not None:
+        # Each norm resets its layer's scale: only the output layer keeps the init's, and a small one there is
+        # harmless (the logits start near uniform; its own gradient is not small), a large one saturates the softmax.
+        total = max(rows[-1].gain, 1.0) if epoch == 0 else 1.0
     growth_limit = factor if epoch == 0 else factor**2
     healthy = f"healthy: within {factor:g}x" if epoch == 0 else f"healthy: within {1 / factor:g}x to {factor**2:g}x"
     if total < 1.0 / factor:

@@ -31,11 +31,14 @@ class Objective:
 
     def loss_and_gradients(
         self, net: Network, x: Array, labels: Array, masks: list[Array | None] | None = None,
-        workspace: Workspace | None = None, grad_scale: float = 1.0, grad_beta: float = 0.0,
+        workspace: Workspace | None = None, grad_scale: float = 1.0, grad_beta: float = 0.0, update: bool = False,
     ) -> tuple[float, list[Array], Array]:
-        """``nn.network.loss_and_gradients`` of this loss: data loss, gradients ``[dW0, db0, …]``, logits."""
+        """``nn.network.loss_and_gradients`` of this loss: data loss, gradients ``[dW0, db0, …]``, logits.
+
+        ``update``: batch norm folds the batch's statistics into its running ones (training steps do).
+        """
         return loss_and_gradients(net, x, labels, self.l2, masks, workspace, grad_scale, grad_beta,
-                                  self.label_smoothing)
+                                  self.label_smoothing, update)
 
     def difference_quotient(self, up: Array, down: Array, labels: Array, eps: float, weight: float | None) -> float:
         """``(loss(+eps) - loss(-eps)) / (2 eps)`` for one parameter entry moved by ``±eps``.

@@ -26,13 +26,8 @@ from mlptrain.data.loading import Dataset, gather_batch
 from mlptrain.data.parts import count_of
 from mlptrain.errors import ConfigError, DivergedError
 from mlptrain.nn.initializers import get_initializer
-from mlptrain.nn.network import (
-    Network,
-    Workspace,
-    apply_max_norm,
-    dropout_masks,
-    init_network,
-)
+from mlptrain.nn.network import Network, Workspace, apply_max_norm, dropout_masks, init_network
+from mlptrain.nn.norms import check_batches
 from mlptrain.nn.optimizers import Hyper, load_state, make_optimizer
 from mlptrain.nn.schedules import ScheduleParams, lr_at
 from mlptrain.train.advice import Context, advise, explain
@@ -73,6 +68,7 @@ def check_fits_data(config: Config, data: Dataset) -> None:
             f"val_size {config.val_size} leaves no training images: the training set holds {n}; "
             f"lower --val-size (a count below {n}, or a fraction such as 10%)"
         )
+    check_batches(config.norm, n - count_of(config.val_size, n), config.batch_size)
     if config.augment and len(data.image_shape) != 2:
         raise ConfigError(
             f"augment needs images with two dimensions, but {data.name}'s have shape {data.image_shape}; "
@@ -92,6 +88,7 @@ def build_network(config: Config, n_inputs: int, n_classes: int, rng: np.random.
     return init_network(
         sizes, config.activation, get_initializer(config.init), rng,
         config.init_range, config.init_std, config.bias_init, np.dtype(config.dtype),
+        config.norm, config.norm_eps, config.norm_momentum,
     )
 
 
@@ -254,7 +251,7 @@ class Trainer:
         return health
 
     def _check_finite(self, epoch: int) -> None:
-        if not all(np.isfinite(p).all() for p in self.net.parameters()):
+        if not all(np.isfinite(p).all() for p in self.net.variables()):
             raise self.diverged(epoch, "the weights became NaN or infinite")
 
     def _train_epoch(self, order: Array, lr: float, on_batch: BatchCallback | None) -> tuple[float, float]:
@@ -270,7 +267,7 @@ class Trainer:
                 masks = dropout_masks(net, len(indices), config.input_dropout, config.dropout, self.dropout_rng)
             scale = self.optimizer.grad_scale(lr)  # SGD's changes every step (see SGD)
             loss, grads, logits = self.objective.loss_and_gradients(
-                net, x, labels, masks, self.workspace, scale, self.grad_beta
+                net, x, labels, masks, self.workspace, scale, self.grad_beta, update=True
             )
             if not math.isfinite(loss):
                 raise self.diverged(self.progress.epoch + 1, f"the loss became {loss} at batch {b + 1}")
@@ -295,7 +292,7 @@ class Trainer:
         if value is not None and _improved(value, p.best_value, config.monitor, config.min_delta):
             p.best_epoch, p.best_value, p.stale_epochs = p.epoch, value, 0
             if config.patience is not None:
-                self.best_params = [a.copy() for a in self.net.parameters()]
+                self.best_params = [a.copy() for a in self.net.variables()]
         else:
             p.stale_epochs += 1
         if self._stopped_early():
@@ -313,13 +310,13 @@ class Trainer:
     def final_network(self) -> Network:
         """The weights to keep: the best epoch's under early stopping, else the last epoch's."""
         if self.best_params is not None:
-            for current, best in zip(self.net.parameters(), self.best_params):
+            for current, best in zip(self.net.variables(), self.best_params):
                 current[...] = best
         return self.net
 
     def state_arrays(self) -> dict[str, Array]:
-        """Everything needed to continue exactly where training is, as plain arrays."""
-        arrays = {f"param{i}": p for i, p in enumerate(self.net.parameters())}
+        """Everything needed to continue exactly where training is, as plain arrays (``param<i>``: ``variables()``)."""
+        arrays = {f"param{i}": p for i, p in enumerate(self.net.variables())}
         for name, values in self.optimizer.state().items():
             arrays.update({f"opt_{name}{i}": v for i, v in enumerate(values)})
         for i, p in enumerate(self.best_params or []):
@@ -336,13 +333,13 @@ class Trainer:
     def restore(self, arrays: dict[str, Array]) -> None:
         """Put back a ``state_arrays`` snapshot (taken with the same config)."""
         state: dict[str, Any] = json.loads(str(arrays["state_json"]))
-        n = len(self.net.parameters())
-        for i, current in enumerate(self.net.parameters()):
+        n, n_variables = len(self.net.parameters()), len(self.net.variables())
+        for i, current in enumerate(self.net.variables()):
             current[...] = arrays[f"param{i}"]
         saved = {name: [arrays[f"opt_{name}{i}"] for i in range(n)] for name in self.optimizer.state()}
         load_state(self.optimizer, saved, state["optimizer_steps"])
         if "best0" in arrays:
-            self.best_params = [arrays[f"best{i}"].copy() for i in range(n)]
+            self.best_params = [arrays[f"best{i}"].copy() for i in range(n_variables)]
         self.progress = checked_progress(state["progress"], self.config.epochs)
         if self.progress.epoch < self.config.epochs and not self._stopped_early():
             self.progress.stop_reason = None  # a finished run trained on for more epochs (runs/extend.py)

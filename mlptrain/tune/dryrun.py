@@ -86,5 +86,5 @@ def _rising(trainer: Trainer, before: float, after: float) -> HealthWarning:
 def _batch_loss(trainer: Trainer, batch: np.ndarray) -> float:
     x = gather_batch(trainer.data.train_images, batch, trainer.net.dtype)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        loss, _ = softmax_cross_entropy(forward(trainer.net, x).logits, trainer.data.train_labels[batch])
+        loss, _ = softmax_cross_entropy(forward(trainer.net, x, train=True).logits, trainer.data.train_labels[batch])
     return loss

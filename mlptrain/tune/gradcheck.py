@@ -14,7 +14,10 @@ skipped: a ReLU's kink there makes the difference quotient meaningless, not
 the derivative wrong. The error of an entry is ``|analytic - numeric|`` over
 the larger of the two magnitudes, or over ``FLOOR`` times the array's largest
 analytic gradient when both are smaller (a gradient that small is rounding noise
-in the difference quotient).
+in the difference quotient). A norm runs in training mode (batch norm on the
+samples' own statistics); its scales and shifts are checked like the rest,
+except that batch norm's hidden biases are not: it subtracts each unit's batch
+mean, bias included, so their gradient is 0 and the quotient rounding noise.
 """
 
 from __future__ import annotations
@@ -72,16 +75,32 @@ def gradcheck(config: Config, data: Dataset, samples: int = 4, per_array: int = 
     x, y = (a[:samples] for a in trainer.probe_batch())
     _, grads, _ = objective.loss_and_gradients(net, x, y)
     pick = np.random.default_rng(config.seed)
-    n_layers = len(net.weights)
     checks = []
     for i, (param, grad) in enumerate(zip(net.parameters(), grads)):
-        layer = "logits" if i // 2 == n_layers - 1 else f"hidden{i // 2 + 1}"
-        name = f"{'Wb'[i % 2]}{i // 2}"
+        name, layer = _array_name(net, i)
         flat = np.arange(param.size)
         if param.size > per_array:
             flat = np.sort(pick.choice(param.size, per_array, replace=False))
+        if _no_effect(net, i):
+            flat = flat[:0]
         checks.append(_check_array(net, x, y, objective, i, grad, flat, eps, name, layer))
     return GradCheck(objective.describe(), left_out(config, objective), checks)
+
+
+def _array_name(net: Network, index: int) -> tuple[str, str]:
+    """``parameters()[index]``'s name (``W0``, ``b0``, …, ``scale0``, ``shift0``, …) and layer (``hidden1``…)."""
+    n_layers = len(net.weights)
+    if index < 2 * n_layers:
+        layer = "logits" if index // 2 == n_layers - 1 else f"hidden{index // 2 + 1}"
+        return f"{'Wb'[index % 2]}{index // 2}", layer
+    hidden = (index - 2 * n_layers) // 2
+    return f"{('scale', 'shift')[index % 2]}{hidden}", f"hidden{hidden + 1}"
+
+
+def _no_effect(net: Network, index: int) -> bool:
+    """A hidden bias under batch norm: the batch mean it is subtracted with takes it along."""
+    n_layers = len(net.weights)
+    return net.norm is not None and net.norm.kind.axis == 0 and index % 2 == 1 and index < 2 * n_layers - 2
 
 
 def left_out(config: Config, objective: Objective) -> list[str]:
@@ -97,12 +116,15 @@ def left_out(config: Config, objective: Objective) -> list[str]:
         out.append(f"max-norm {config.max_norm:g} (a projection of the weights after each step)")
     if config.augment:
         out.append("augmentation (it changes the inputs, not the loss)")
+    if config.norm == "batch" and config.hidden:
+        out.append("the hidden biases (batch norm subtracts each unit's batch mean, bias included: "
+                   "they do not change the loss)")
     return out
 
 
 def _logits(net: Network, x: Array) -> tuple[Array, list[Array]]:
-    """The logits and the signs of the hidden pre-activations (where the kinks are)."""
-    trace = forward(net, x)
+    """The logits and the signs of the hidden pre-activations (where the kinks are); a norm in training mode."""
+    trace = forward(net, x, train=True)
     return trace.logits, [z > 0 for z in trace.pre]
 
 
