@@ -250,10 +250,8 @@ FIELDS: dict[str, Field] = {
         _number(0, 1, high_open=True), "training targets (1 - e) x one-hot + e / classes (Szegedy et al. 2016); "
         "the train loss is then the smoothed one, the validation and test losses stay plain", kind=float,
     ),
-    "tensorboard": Field(
-        _boolean, "also write TensorBoard event files in the run directory (needs mlptrain[tensorboard])",
-        kind=bool,
-    ),
+    "tensorboard": Field(_boolean, "also write TensorBoard event files in the run (needs mlptrain[tensorboard])",
+                         kind=bool),
     "augment": Field(
         parse_augment, "random distortions of the training batches, applied in order: "
         + ", ".join(augmentation_names()) + "; each NAME or NAME:KEY=VALUE:..., comma-separated (\"\" for none)",
@@ -274,12 +272,9 @@ FIELDS: dict[str, Field] = {
         norm_names, "normalisation in every hidden layer, between the affine map and the activation, with a "
         "learnable scale and shift (not weight-decayed): batch (running statistics at eval) or layer",
     ),
-    "norm_momentum": Field(
-        _number(0, 1, high_open=True), "batch norm: running statistics = m x running + (1 - m) x the batch's",
-        kind=float,
-    ),
-    "norm_eps": Field(_number(0, 1, low_open=True), "norm: added to the variance before its square root",
-                      kind=float),
+    "norm_momentum": Field(_number(0, 1, high_open=True), "batch norm: running statistics = m x running + "
+                           "(1 - m) x the batch's", kind=float),
+    "norm_eps": Field(_number(0, 1, low_open=True), "norm: added to the variance before its square root", kind=float),
 }
 assert set(FIELDS) == {f.name for f in dataclasses.fields(Config)}, "FIELDS must describe every Config key"
 
