@@ -32,7 +32,7 @@ CLI_PAGE = ROOT / "docs" / "cli.md"
 CONFIG_PAGE = ROOT / "docs" / "config.md"
 # Hand-written pages with generated tables:
 MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md", ROOT / "docs" / "predict.md",
-                ROOT / "docs" / "diagnostics.md", ROOT / "README.md", ROOT / "docs" / "development.md"]
+                ROOT / "docs" / "diagnostics.md", ROOT / "docs" / "development.md"]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # where console blocks may be
 REGENERATE = "make docs-gen"  # what the staleness test tells you to run
 WIDTH = 100  # fixed help width, so the page does not depend on the terminal
