@@ -173,8 +173,9 @@ def _dim(key: str, value: Any, path: Path) -> Dim:
     if kind not in DISTRIBUTIONS:
         close = difflib.get_close_matches(kind, list(DISTRIBUTIONS), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
+        extra = " (or depth: and width: for hidden)" if key == "hidden" else ""
         raise ConfigError(f"{where}: unknown distribution {kind!r}; {hint}the distributions: "
-                          f"{', '.join(DISTRIBUTIONS)}{' (or depth: and width: for hidden)' if key == 'hidden' else ''}")
+                          f"{', '.join(DISTRIBUTIONS)}{extra}")
     if kind == "choice":
         return Dim(key, kind, _choices(key, args, where, path))
     return Dim(key, kind, _bounds(key, kind, args, where, path))

@@ -131,8 +131,9 @@ def _finished_or_run(task: TrialTask, lock: DirLock, should_stop: Callable[[], b
     try:
         with blas_threads(task.threads) as n:
             data = load_dataset(task.data_dir, task.config.dataset)
+            reporter = _QuietReporter(should_stop, task.study.on_epoch if task.study is not None else None)
             summary = run_fit(task.config, data, task.data_dir, None if resume else task.run_dir,
-                              _QuietReporter(should_stop, task.study and task.study.on_epoch), resume=task.run_dir if resume else None,
+                              reporter, resume=task.run_dir if resume else None,
                               threads=n, command=task.command, lock=lock)
         return record_from_summary(task.name, task.params, summary)
     except DivergedError as exc:  # a result of the study, with its own summary.json
