@@ -135,7 +135,7 @@ def describe_config(path: Path) -> tuple[str, str]:
 
 def is_sweep_spec(values: dict[str, Any]) -> bool:
     """Whether a config file's keys are a sweep spec's (``mlptrain sweep``) rather than a run config's."""
-    return "grid" in values
+    return "grid" in values or "search" in values
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

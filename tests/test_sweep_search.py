@@ -236,3 +236,12 @@ def test_a_search_on_a_local_dask_cluster_draws_and_trains_as_locally(tmp_path: 
         outs[name] = rows(tmp_path / name)
     # Random draws are seeded per trial number, so they do not depend on which trial finished first.
     assert outs["dask"] == outs["local"] and len(outs["dask"]) == 4
+
+
+@pytest.mark.parametrize("name", ["search-mnist", "search-fashion"])
+def test_the_shipped_searches_are_valid(name: str) -> None:
+    from mlptrain.configfile import find_config
+
+    plan = load_search(find_config(name))
+    assert plan.pruner == "hyperband" and plan.trials >= 20 and plan.time_budget
+    assert {dim.key for dim in plan.space} >= {"lr", "weight_decay", "dropout"}

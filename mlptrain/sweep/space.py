@@ -275,7 +275,9 @@ def values_from_params(plan: SearchPlan, params: dict[str, Any]) -> dict[str, An
 
 
 def encode(value: Any) -> Any:
-    """A choice as Optuna stores it (None, bool, int, float or str): hidden layers as ``256x256``."""
+    """A choice as Optuna stores it (None, bool, int, float or str): hidden layers as ``256x256``, augment
+    steps joined with commas."""
     if isinstance(value, tuple):
-        return "x".join(map(str, value)) or "none"
+        joiner = "x" if all(isinstance(v, int) for v in value) else ","
+        return joiner.join(map(str, value)) or "none"
     return value
