@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI_PAGE = ROOT / "docs" / "cli.md"
 CONFIG_PAGE = ROOT / "docs" / "config.md"
 # Hand-written pages with generated tables:
-MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md"]
+MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md", ROOT / "docs" / "sweeps.md"]
 REGENERATE = "make docs-gen"  # what the staleness test tells you to run
 WIDTH = 100  # fixed help width, so the page does not depend on the terminal
 
@@ -258,7 +258,17 @@ def augmentations_table() -> list[str]:
     return _table(["augment", "what it does", "parameters: default (range)", "prepared"], rows)
 
 
+def search_table() -> list[str]:
+    from mlptrain.sweep.space import DISTRIBUTIONS, PRUNERS, SAMPLERS
+
+    rows = [[f"`{name}: ...`", "distribution", text] for name, text in DISTRIBUTIONS.items()]
+    rows += [[f"`sampler: {name}`", "sampler", text] for name, text in SAMPLERS.items()]
+    rows += [[f"`pruner: {name}`", "pruner", text] for name, text in PRUNERS.items()]
+    return _table(["in the spec", "kind", "what it does"], rows)
+
+
 TABLES: dict[str, Callable[[], list[str]]] = {
+    "search": search_table,
     "augmentations": augmentations_table,
     "datasets": datasets_table,
     "fields": fields_table,

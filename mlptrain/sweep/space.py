@@ -39,8 +39,8 @@ DISTRIBUTIONS = {  # name -> what a trial draws; a space is one of these per key
     "int": "a whole number from low to high",
     "choice": "one of the values listed",
 }
-SAMPLERS = {"tpe": "Optuna's tree-structured Parzen estimator: draws near the best trials so far",
-            "random": "independent uniform draws: a baseline, and what a first few TPE trials are"}
+SAMPLERS = {"tpe": "Optuna's tree-structured Parzen estimator: after 10 random trials, draws near the best so far",
+            "random": "independent uniform draws: a baseline"}
 PRUNERS = {"none": "every trial runs all its epochs",
            "median": "stop a trial whose validation accuracy at an epoch is below the median of earlier trials' "
                      "at that epoch (after 3 trials)",
