@@ -170,8 +170,7 @@ def test_a_finished_search_run_again_adds_nothing_and_report_reprints_it(pruned_
     assert "pruned" in report.stdout and "best config:" in report.stdout
 
 
-def test_a_changed_search_is_refused_and_more_trials_only_add(pruned_search: tuple[Path, Path], tmp_path: Path,
-                                                               tiny: Path) -> None:
+def test_a_changed_search_is_refused(pruned_search: tuple[Path, Path], tmp_path: Path, tiny: Path) -> None:
     spec, out = pruned_search
     other = write_spec(tmp_path / "other.yaml", tiny, search={"lr": {"log-uniform": [0.01, 0.5]}}, pruner="median")
     result = CliRunner().invoke(cli, ["sweep", str(other), "--out", str(out), "--quiet"])
@@ -245,3 +244,16 @@ def test_the_shipped_searches_are_valid(name: str) -> None:
     plan = load_search(find_config(name))
     assert plan.pruner == "hyperband" and plan.trials >= 20 and plan.time_budget
     assert {dim.key for dim in plan.space} >= {"lr", "weight_decay", "dropout"}
+
+
+def test_a_time_budget_stops_asking_and_a_rerun_continues(tmp_path: Path, tiny: Path) -> None:
+    spec = write_spec(tmp_path / "s.yaml", tiny, base={"epochs": 1}, trials=2, pruner="none", time_budget=1e-6)
+    result = CliRunner().invoke(cli, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "time_budget of 1e-06 s reached: 0 of 2 trials done; run the same command again" in result.stderr
+    assert study_states(tmp_path / "out") == []
+    longer = json.loads(spec.read_text()) | {"time_budget": 600}
+    spec.write_text(json.dumps(longer))  # the budget may change on a re-run
+    result = CliRunner().invoke(cli, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--workers", "1"])
+    assert result.exit_code == 0 and "reached" not in result.stderr, result.output
+    assert study_states(tmp_path / "out") == ["COMPLETE", "COMPLETE"]

@@ -187,13 +187,17 @@ def _sweep_report(plan: Any, out: Path, outcome: Any, make_plot: bool, search: b
             click.echo(f"wrote {path}")
     for record in outcome.owned:
         click.echo(f"trial {record['trial']} not recorded: {record['error']}", err=True)
+    total = plan.trials if search else len(plan.trials)
+    if search and len(outcome.records) + len(outcome.owned) < total:
+        click.echo(f"time_budget of {plan.time_budget:g} s reached: {len(outcome.records)} of {total} trials done; "
+                   "run the same command again for more", err=True)
     failed = outcome.failed
     if outcome.owned and not failed:
-        raise Failure(f"{len(outcome.owned)} of {len(plan.trials)} trials were being run by another process and are "
+        raise Failure(f"{len(outcome.owned)} of {total} trials were being run by another process and are "
                       f"not in {out / RESULTS_CSV}; run the same command again once it has finished", 1)
     if failed:
         first = failed[0]
-        raise Failure(f"{len(failed)} of {len(plan.trials)} trials failed (first: {first['trial']}: "
+        raise Failure(f"{len(failed)} of {total} trials failed (first: {first['trial']}: "
                        f"{first['error']}); errors are in {out / RESULTS_CSV}; fix the cause and run the same "
                        "command again to retry them", 1)
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from mlptrain.errors import SweepInterrupted, Terminated
+from mlptrain.errors import ConfigError, SweepInterrupted, Terminated
 from mlptrain.runs.files import write_text
 from mlptrain.sweep.execute import SweepOutcome
 from mlptrain.sweep.executors import Executor
@@ -48,7 +48,7 @@ def run_search(plan: SearchPlan, sweep_dir: Path, spec_text: str, data_dirs: dic
         results.save()
         if on_start is not None:
             on_start(done, max(plan.trials, len(study.trials)))
-        source = _Source(plan, study, sweep_dir, data_dirs, threads, command, unfinished, slots > 1)
+        source = _Source(plan, study, sweep_dir, data_dirs, threads, command, unfinished, slots > 1, results.add)
         try:
             executor.stream(source, results.add, slots)
         except KeyboardInterrupt as exc:
@@ -61,23 +61,33 @@ class _Source:
     """The next trial to run: the unfinished ones first, then new ones asked while trials and time remain."""
 
     def __init__(self, plan: SearchPlan, study: Any, sweep_dir: Path, data_dirs: dict[str, Path], threads: int,
-                 command: str, unfinished: list[Any], parallel: bool) -> None:
+                 command: str, unfinished: list[Any], parallel: bool, on_invalid: Callable[[Record], None]) -> None:
         self.plan, self.study, self.sweep_dir, self.data_dirs = plan, study, sweep_dir, data_dirs
         self.threads, self.command, self.unfinished = threads, command, list(unfinished)
         self.left = max(0, plan.trials - len(study.trials))
         self.deadline = time.monotonic() + plan.time_budget if plan.time_budget else None
-        self.started, self.parallel = 0, parallel
+        self.started, self.parallel, self.on_invalid = 0, parallel, on_invalid
 
     def __call__(self) -> TrialTask | None:
-        if self.unfinished:
-            frozen = self.unfinished.pop(0)
-        elif self.left > 0 and (self.deadline is None or time.monotonic() < self.deadline):
-            frozen = ask(self.study, self.plan, self.parallel)
-            self.left -= 1
-        else:
-            return None
-        self.started += 1
-        return self._task(frozen._trial_id, frozen.number, frozen.params)
+        while True:
+            if self.unfinished:
+                frozen = self.unfinished.pop(0)
+            elif self.left > 0 and (self.deadline is None or time.monotonic() < self.deadline):
+                frozen = ask(self.study, self.plan, self.parallel)
+                self.left -= 1
+            else:
+                return None
+            self.started += 1
+            try:
+                return self._task(frozen._trial_id, frozen.number, frozen.params)
+            except ConfigError as exc:  # values that clash inside the space (its edges were checked): a failed trial
+                self._invalid(frozen, str(exc))
+
+    def _invalid(self, frozen: Any, error: str) -> None:
+        record = failed_record(trial_name(frozen.number), trial_params(self.plan, frozen.params), error, 0.0, None)
+        plan = self.plan
+        StudyLink(self.sweep_dir, frozen._trial_id, frozen.number, plan.pruner, plan.max_epochs).finish(record)
+        self.on_invalid(record)
 
     def _task(self, trial_id: int, number: int, params: dict[str, Any]) -> TrialTask:
         plan = self.plan
