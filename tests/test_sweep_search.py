@@ -176,6 +176,10 @@ def test_a_changed_search_is_refused(pruned_search: tuple[Path, Path], tmp_path:
     result = CliRunner().invoke(cli, ["sweep", str(other), "--out", str(out), "--quiet"])
     assert result.exit_code == 2 and "holds another sweep: search is" in result.stderr
     assert "may only change trials: and time_budget:" in result.stderr
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(json.dumps({"base": {"dataset": str(tiny), **BASE}, "grid": {"lr": [0.1, 0.2]}}))
+    result = CliRunner().invoke(cli, ["sweep", str(grid), "--out", str(out), "--quiet"])
+    assert result.exit_code == 2 and f"{out} holds a search, not a grid sweep" in result.stderr
 
 
 # --- Ctrl-C and resume ----------------------------------------------------------------------------------------

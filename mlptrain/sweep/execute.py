@@ -41,6 +41,9 @@ def prepare_sweep_dir(plan: SweepPlan, sweep_dir: Path, spec_text: str, command:
             if not isinstance(old, dict):
                 raise ConfigError(f"{sweep_dir} holds another sweep (its {SWEEP_FILE} is not a record); choose a "
                                   "new --out, or delete that directory to start over")
+            if old.get("kind") == "search":
+                raise ConfigError(f"{sweep_dir} holds a search, not a grid sweep; choose a new --out, or delete that "
+                                  "directory to start over")
             if old.get("spec") == record["spec"] and old.get("trials") == record["trials"]:
                 return lock
             check_growth(sweep_dir, old, record)  # only more trials: the earlier ones are kept and skipped

@@ -96,7 +96,7 @@ def storage(sweep_dir: Path) -> Any:
     return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
 
 
-_STUDIES: dict[tuple[str, str, int], Any] = {}  # per worker process: the study each trial reports to
+_STUDY: dict[tuple, Any] = {}  # per worker process, one entry: the study its trials report to
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,15 @@ class StudyLink:
     max_epochs: int
 
     def _study(self) -> Any:
-        key = (str(self.sweep_dir), self.pruner, self.max_epochs)
-        if key not in _STUDIES:
-            _STUDIES[key] = import_optuna().load_study(study_name=STUDY_NAME, storage=storage(self.sweep_dir),
-                                                       pruner=make_pruner(self.pruner, self.max_epochs))
-        return _STUDIES[key]
+        """The study, loaded once per worker process and journal file (the inode: a study replaced by
+        --overwrite in the same directory is another one to a long-lived Dask worker)."""
+        journal = (self.sweep_dir / STUDY_FILE).stat()
+        key = (str(self.sweep_dir), journal.st_dev, journal.st_ino, self.pruner, self.max_epochs)
+        if key not in _STUDY:
+            _STUDY.clear()
+            _STUDY[key] = import_optuna().load_study(study_name=STUDY_NAME, storage=storage(self.sweep_dir),
+                                                     pruner=make_pruner(self.pruner, self.max_epochs))
+        return _STUDY[key]
 
     def on_epoch(self, metrics: dict[str, Any]) -> None:
         """Report the epoch's validation accuracy; TrialPruned if the pruner stops the trial."""
