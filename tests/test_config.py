@@ -131,7 +131,7 @@ def test_every_field_has_help() -> None:
 
 @pytest.mark.parametrize("path", sorted(set(CONFIGS.glob("*.yaml")) - set(CONFIGS.glob("sweep-*.yaml"))
                                         - set(CONFIGS.glob("search-*.yaml"))),
-                         ids=lambda p: p.name)  # sweep-*.yaml and search-*.yaml are sweep specs: test_sweep*.py check them
+                         ids=lambda p: p.name)  # sweep-*.yaml, search-*.yaml: specs, checked in test_sweep*.py
 def test_shipped_configs_are_valid(path: Path) -> None:
     values = load_config_file(path)
     config = default_init(build_config(values, {key: path.name for key in values}))
