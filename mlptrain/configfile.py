@@ -154,7 +154,7 @@ def first_sentence(text: str) -> str:
 
 def is_sweep_spec(values: dict[str, Any]) -> bool:
     """Whether a config file's keys are a sweep spec's (``mlptrain sweep``) rather than a run config's."""
-    return "grid" in values
+    return "grid" in values or "search" in values
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

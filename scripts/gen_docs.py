@@ -32,7 +32,8 @@ CLI_PAGE = ROOT / "docs" / "cli.md"
 CONFIG_PAGE = ROOT / "docs" / "config.md"
 # Hand-written pages with generated tables:
 MARKED_PAGES = [CONFIG_PAGE, ROOT / "docs" / "data.md", ROOT / "docs" / "augmentation.md", ROOT / "docs" / "predict.md",
-                ROOT / "docs" / "diagnostics.md", ROOT / "docs" / "development.md"]
+                ROOT / "docs" / "diagnostics.md", ROOT / "docs" / "development.md",
+                ROOT / "docs" / "sweeps.md"]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # where console blocks may be
 REGENERATE = "make docs-gen"  # what the staleness test tells you to run
 WIDTH = 100  # fixed help width, so the page does not depend on the terminal
@@ -303,9 +304,19 @@ def layers_block() -> list[str]:
     return ["```text", *parts, "```"]
 
 
+def search_table() -> list[str]:
+    from mlptrain.sweep.space import DISTRIBUTIONS, PRUNERS, SAMPLERS
+
+    rows = [[f"`{name}: ...`", "distribution", text] for name, text in DISTRIBUTIONS.items()]
+    rows += [[f"`sampler: {name}`", "sampler", text] for name, text in SAMPLERS.items()]
+    rows += [[f"`pruner: {name}`", "pruner", text] for name, text in PRUNERS.items()]
+    return _table(["in the spec", "kind", "what it does"], rows)
+
+
 TABLES: dict[str, Callable[[], list[str]]] = {
     "causes": causes_table,
     "layers": layers_block,
+    "search": search_table,
     "augmentations": augmentations_table,
     "datasets": datasets_table,
     "fields": fields_table,

@@ -30,6 +30,10 @@ def plot_sweep(sweep_dir: Path) -> list[Path]:
     from mlptrain.sweep.summary import summarize
 
     info = read_sweep(sweep_dir)
+    if info.get("kind") == "search":
+        from mlptrain.plots.search import plot_search
+
+        return plot_search(sweep_dir)
     varying, grid, records = info["varying"], info["spec"]["grid"], read_results(sweep_dir)
     if not records:
         raise RunDirError(f"{sweep_dir} has no finished trial to plot yet")

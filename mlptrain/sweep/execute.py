@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mlptrain.errors import MlptrainError, SweepInterrupted, Terminated
-from mlptrain.runs.files import write_json, write_text
+from mlptrain.errors import ConfigError, MlptrainError, SweepInterrupted, Terminated
+from mlptrain.runs.files import read_json, write_json, write_text
 from mlptrain.runs.lock import DirLock, acquire, claim_new_dir
 from mlptrain.sweep.executors import Executor
 from mlptrain.sweep.grow import check_growth
@@ -37,6 +37,10 @@ def prepare_sweep_dir(plan: SweepPlan, sweep_dir: Path, spec_text: str, command:
         lock = claim_new_dir(sweep_dir, "sweep directory", "a sweep directory", SWEEP_HINT, command)
     try:
         if (sweep_dir / SWEEP_FILE).exists():
+            raw = read_json(sweep_dir / SWEEP_FILE)
+            if isinstance(raw, dict) and raw.get("kind") == "search":  # before read_sweep: a search has no grid
+                raise ConfigError(f"{sweep_dir} holds a search, not a grid sweep; choose a new --out, or delete that "
+                                  "directory to start over")
             old = read_sweep(sweep_dir)  # RunDirError naming it when damaged
             if old.get("spec") == record["spec"] and old.get("trials") == record["trials"]:
                 return lock

@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 import uuid
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol
 
@@ -24,6 +24,7 @@ NANNY_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 # Dask reads DASK_LOGGING__ASYNCIO as its logging.asyncio level when a worker process starts (see _connect).
 WORKERS_ASYNCIO_LOG_LEVEL = "distributed.nanny.pre-spawn-environ.DASK_LOGGING__ASYNCIO"
 DASK_MISSING = "--cluster/--scheduler need Dask: pip install 'mlptrain[dask]'"
+Source = Callable[[], "TrialTask | None"]  # the next task to run, or None when there is none (for now)
 
 
 class Executor(Protocol):
@@ -38,6 +39,8 @@ class Executor(Protocol):
     def __enter__(self) -> Executor: ...
     def __exit__(self, *exc: object) -> None: ...
     def run(self, tasks: list[TrialTask], record: Callable[[Record], None]) -> None: ...
+    def slots(self) -> int: ...
+    def stream(self, source: Source, record: Callable[[Record], None], slots: int) -> None: ...
 
 
 def _ignore_sigint() -> None:
@@ -77,23 +80,49 @@ class LocalPool:
         pass
 
     def run(self, tasks: list[TrialTask], record: Callable[[Record], None]) -> None:
+        self.stream(iter(tasks).__next__ if tasks else _none, record, max(1, len(tasks)))
+
+    def slots(self) -> int:
+        return self.workers
+
+    def stream(self, source: Source, record: Callable[[Record], None], slots: int) -> None:
+        """Keep up to ``slots`` tasks from ``source`` running (it returns None, or raises StopIteration, when it
+        has no more); ``record`` each result as it arrives, then ask ``source`` for the next."""
         import multiprocessing
 
-        if not tasks:
-            return
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)),
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, slots),
                                    mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
-        futures: dict[Future, TrialTask] = {}
+        running: dict[Future, TrialTask] = {}
+        more = True
         try:
-            with _children_ignore_sigint():  # the pool starts its processes in submit
-                futures = {pool.submit(run_trial, task): task for task in tasks}
-            for future in as_completed(futures):
-                record(_outcome(future, futures[future]))
+            while True:
+                with _children_ignore_sigint():  # the pool starts its processes in submit
+                    while more and len(running) < slots:
+                        task = _next(source)
+                        more = task is not None
+                        if more:
+                            running[pool.submit(run_trial, task)] = task
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    record(_outcome(future, running.pop(future)))
         except BaseException:
             _terminate(pool)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _none() -> None:
+    return None
+
+
+def _next(source: Source) -> TrialTask | None:
+    try:
+        return source()
+    except StopIteration:
+        return None
 
 
 def _outcome(future: Future, task: TrialTask) -> Record:
@@ -142,7 +171,16 @@ class DaskExecutor:
 
     def run(self, tasks: list[TrialTask], record: Callable[[Record], None]) -> None:
         if tasks:
-            self._run(import_distributed(), self._client, tasks, record)
+            self.stream(iter(tasks).__next__, record, len(tasks))
+
+    def slots(self) -> int:
+        """The trials that run at once: the workers' threads (each trial is single-threaded in Dask's eyes)."""
+        workers = self._client.scheduler_info().get("workers", {}) if self.address else {}
+        return sum(w.get("nthreads", 1) for w in workers.values()) or self.workers
+
+    def stream(self, source: Source, record: Callable[[Record], None], slots: int) -> None:
+        """As LocalPool.stream, on the cluster."""
+        self._run(import_distributed(), self._client, source, record, slots)
 
     def _connect(self, distributed: Any) -> tuple[Any, Any]:
         if self.address is None:
@@ -174,15 +212,25 @@ class DaskExecutor:
                              f"with: dask worker {self.address} --nthreads 1") from None
         return client, None
 
-    def _run(self, distributed: Any, client: Any, tasks: list[TrialTask], record: Callable[[Record], None]) -> None:
+    def _run(self, distributed: Any, client: Any, source: Source, record: Callable[[Record], None],
+             slots: int) -> None:
         tag = uuid.uuid4().hex[:8]
         stop = DaskStop(f"mlptrain-sweep-stop-{tag}")
         event = distributed.Event(stop.name, client=client)
-        futures = {client.submit(run_trial, task, stop, key=f"mlptrain-trial-{tag}-{task.name}", pure=False): task
-                   for task in tasks}
+        futures: dict[Any, TrialTask] = {}
+        pending = distributed.as_completed()
+
+        def fill() -> None:
+            while pending.count() < slots and (task := _next(source)) is not None:
+                future = client.submit(run_trial, task, stop, key=f"mlptrain-trial-{tag}-{task.name}", pure=False)
+                futures[future] = task
+                pending.add(future)
+
         try:
-            for future in distributed.as_completed(futures):
+            fill()
+            for future in pending:
                 record(_outcome(future, futures[future]))
+                fill()
         except BaseException:
             # Running trials stop at their next batch (checkpoints intact), queued ones as they start;
             # cancelling first would leave running trials to be killed mid-write by the cluster's shutdown.

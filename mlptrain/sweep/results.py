@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlptrain.errors import RunDirError
-from mlptrain.runs.files import RESULTS_JSONL, SWEEP_FILE, read_json, write_text
+from mlptrain.runs.files import METRICS_FILE, RESULTS_JSONL, SWEEP_FILE, read_json, write_text
 from mlptrain.runs.schema import RESULT, SWEEP, checked
 from mlptrain.sweep.spec import plain
 
@@ -46,7 +46,7 @@ def record_from_summary(name: str, params: dict[str, Any], summary: dict[str, An
     }
 
 
-def failed_record(name: str, params: dict[str, Any], error: str, wall_seconds: float,
+def failed_record(name: str, params: dict[str, Any], error: str | None, wall_seconds: float,
                   threads: int | None) -> dict[str, Any]:
     """The row of a trial that raised: status ``failed`` and the error, no metrics."""
     return {
@@ -54,6 +54,26 @@ def failed_record(name: str, params: dict[str, Any], error: str, wall_seconds: f
         "best_epoch": None, "epochs_run": None, "wall_seconds": round(wall_seconds, 3), "blas_threads": threads,
         "warnings": [], "error": error, "run_dir": name,
     }
+
+
+def pruned_record(name: str, params: dict[str, Any], run_dir: Path, wall_seconds: float,
+                  threads: int | None) -> dict[str, Any]:
+    """The row of a search trial its pruner stopped: status ``pruned``, validation metrics of the epochs it ran."""
+    history = read_history(run_dir)
+    best = max(history, key=lambda m: m.get("val_acc", -1.0), default={})
+    last = history[-1] if history else {}
+    record = failed_record(name, params, None, wall_seconds, threads)
+    return {**record, "status": "pruned", "final_val_acc": last.get("val_acc"), "final_val_loss": last.get("val_loss"),
+            "best_val_acc": best.get("val_acc"), "best_val_loss": best.get("val_loss"),
+            "best_epoch": best.get("epoch"), "epochs_run": len(history)}
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's ``metrics.jsonl`` (one dict per epoch; empty if it has none yet)."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,14 @@ SPEC_KEYS = {  # top-level key -> what it means (also the "unknown key" message'
     "seeds": "repeats: a count, or a list of seeds",
     "sample": "run only this many grid points, drawn at random",
     "sample_seed": "seed of that draw",
+    "search": "config key -> its space, searched by Optuna instead of a grid (sweep.space)",
+    "trials": "search: how many trials",
+    "sampler": "search: how the next point is drawn",
+    "pruner": "search: which trials stop early",
+    "time_budget": "search: seconds after which no trial starts",
+    "sampler_seed": "search: seed of the sampler",
 }
+SEARCH_ONLY = ("search", "trials", "sampler", "pruner", "time_budget", "sampler_seed")
 SPEC_FORMAT = 1
 NAME_VALUE_MAX = 40  # longer values are shortened to a prefix plus a hash in trial names
 SAFE = re.compile(r"[^A-Za-z0-9._+-]")
@@ -105,6 +112,8 @@ def load_spec(path: Path) -> SweepPlan:
     for key in raw:
         if key not in SPEC_KEYS:
             raise ConfigError(_unknown_spec_key(key, path))
+        if key in SEARCH_ONLY:
+            raise ConfigError(f"{path}: {key}: is for a search; give search: (config key -> space) to use it")
     base, base_sources = _base(raw, path)
     grid = _grid(raw.get("grid"), path)
     seeds = _seeds(raw.get("seeds", 1), base, path)

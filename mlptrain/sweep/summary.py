@@ -26,6 +26,7 @@ from mlptrain.sweep.results import show_value
 
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
 STATUSES = ("complete", "diverged", "failed")
+PRUNED = "pruned"  # a search's status: a column of summary.csv only when some trial has it
 # Student's t 0.975 quantiles by degrees of freedom (two-sided 95%); between the entries past 30, linear in
 # 1/df, which is how the quantile approaches the normal's 1.96 (tests/test_sweep_summary.py checks them).
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -95,7 +96,7 @@ def summarize(records: list[dict[str, Any]], varying: list[str]) -> list[Point]:
         points.setdefault(json.dumps([r["params"].get(k) for k in varying]), []).append(r)
     summary = []
     for rows in points.values():
-        statuses = {s: n for s in STATUSES if (n := sum(r["status"] == s for r in rows))}
+        statuses = {s: n for s in (*STATUSES, PRUNED) if (n := sum(r["status"] == s for r in rows))}
         summary.append(Point({k: rows[0]["params"].get(k) for k in varying}, len(rows), statuses,
                              stat([r.get("best_val_acc") for r in rows]), stat([r.get("test_acc") for r in rows])))
     return summary
@@ -114,13 +115,14 @@ def write_summaries(sweep_dir: Path, varying: list[str], records: list[dict[str,
 
 
 def summary_csv(points: list[Point], varying: list[str]) -> str:
-    columns = [*varying, "trials", *STATUSES,
+    statuses = [*STATUSES, *([PRUNED] if any(PRUNED in p.statuses for p in points) else [])]
+    columns = [*varying, "trials", *statuses,
                *(f"{metric}_{column}" for metric in METRICS for column in STAT_COLUMNS)]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(columns)
     for p in points:
-        cells = [show_value(p.params[k]) for k in varying] + [p.trials, *(p.statuses.get(s, 0) for s in STATUSES)]
+        cells = [show_value(p.params[k]) for k in varying] + [p.trials, *(p.statuses.get(s, 0) for s in statuses)]
         for metric in METRICS:
             s = getattr(p, metric)
             cells += ["" if s is None or getattr(s, c) is None else repr(getattr(s, c)) for c in STAT_COLUMNS]

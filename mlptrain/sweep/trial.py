@@ -21,7 +21,7 @@ from mlptrain.errors import DivergedError, MlptrainError, RunDirError, RunDirInU
 from mlptrain.runs.files import CONFIG_FILE, SUMMARY_FILE, read_config, read_json
 from mlptrain.runs.lock import LOCK_FILE, DirLock, acquire
 from mlptrain.runs.schema import SUMMARY, checked
-from mlptrain.sweep.results import FINISHED, OWNED, failed_record, record_from_summary
+from mlptrain.sweep.results import FINISHED, OWNED, failed_record, pruned_record, record_from_summary
 
 Record = dict[str, Any]
 STOP_CHECK_SECONDS = 0.5  # how often a Dask trial asks whether the sweep was interrupted
@@ -40,17 +40,26 @@ class TrialTask:
     threads: int
     command: str
     cache_dir: Path | None = None  # the data directory whose cache holds the decoded and prepared arrays
+    study: Any = None  # a search's link to its study (sweep.study.StudyLink): on_epoch(metrics), finish(record)
+
+
+class TrialPruned(Exception):
+    """Raised from a search trial's per-epoch hook when the study's pruner stops it."""
 
 
 class _QuietReporter:
     """run_fit's reporter inside a worker: silent; asks ``should_stop`` between batches."""
 
-    def __init__(self, should_stop: Callable[[], bool] | None) -> None:
-        self.should_stop, self._checked = should_stop, 0.0
+    def __init__(self, should_stop: Callable[[], bool] | None,
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.should_stop, self.on_epoch, self._checked = should_stop, on_epoch, 0.0
 
     def init_health(self, rows: list) -> None: ...
     def warning(self, warning: dict[str, Any]) -> None: ...
-    def epoch(self, metrics: dict[str, Any], epochs: int) -> None: ...
+
+    def epoch(self, metrics: dict[str, Any], epochs: int) -> None:
+        if self.on_epoch is not None:  # after the epoch's checkpoint: a pruned trial stops with its files whole
+            self.on_epoch(metrics)
     def done(self, summary: dict[str, Any]) -> None: ...
 
     def batch(self, done: int, total: int) -> None:
@@ -69,8 +78,20 @@ def run_trial(task: TrialTask, should_stop: Callable[[], bool] | None = None) ->
     the other copy returns an ``owned`` record, which is not a result. A copy
     that starts after the trial finished returns the finished record, reread.
     A record with status ``interrupted`` means the sweep was stopped while the
-    trial ran: it is not a result, and the next invocation resumes it.
+    trial ran: it is not a result, and the next invocation resumes it. A search
+    trial (``task.study``) reports each epoch to its study, may be ``pruned``,
+    and records its outcome in the study itself before returning.
     """
+    record = _run_trial(task, should_stop)
+    if task.study is not None and record["status"] not in ("interrupted", OWNED):
+        try:
+            task.study.finish(record)
+        except Exception as exc:  # noqa: BLE001 -- unrecorded in the study: it runs (or is reread) next time
+            return {"trial": task.name, "status": "interrupted", "error": f"{type(exc).__name__}: {exc}"}
+    return record
+
+
+def _run_trial(task: TrialTask, should_stop: Callable[[], bool] | None) -> Record:
     started = time.time()
     if should_stop is not None and should_stop():  # queued when the sweep was stopped: leave it for next time
         return {"trial": task.name, "status": "interrupted"}
@@ -81,6 +102,8 @@ def run_trial(task: TrialTask, should_stop: Callable[[], bool] | None = None) ->
         return {"trial": task.name, "status": OWNED, "error": str(exc)}
     except RunInterrupted:
         return {"trial": task.name, "status": "interrupted"}
+    except TrialPruned:
+        return pruned_record(task.name, task.params, task.run_dir, time.time() - started, task.threads)
     except MlptrainError as exc:
         return failed_record(task.name, task.params, str(exc), time.time() - started, task.threads)
     except Exception as exc:  # noqa: BLE001 -- one trial's crash must not stop the sweep; it is recorded
@@ -110,8 +133,9 @@ def _finished_or_run(task: TrialTask, lock: DirLock, should_stop: Callable[[], b
     try:
         with blas_threads(task.threads) as n:
             data = load_dataset(task.data_dir, task.config.dataset, task.config.preparation(), task.cache_dir)
+            reporter = _QuietReporter(should_stop, task.study.on_epoch if task.study is not None else None)
             summary = run_fit(task.config, data, task.data_dir, None if resume else task.run_dir,
-                              _QuietReporter(should_stop), resume=task.run_dir if resume else None,
+                              reporter, resume=task.run_dir if resume else None,
                               threads=n, command=task.command, lock=lock)
         return record_from_summary(task.name, task.params, summary)
     except DivergedError as exc:  # a result of the study, with its own summary.json
