@@ -191,8 +191,10 @@ def test_ctrl_c_then_the_same_command_resumes_exactly(tmp_path: Path, tiny: Path
     if "--cluster" in where:
         pytest.importorskip("distributed")
     # Slow trials (many epochs), no pruner: the interrupted trial must resume from its checkpoint.
+    # A Dask trial asks every STOP_CHECK_SECONDS whether the sweep was stopped: its trials must outlast that.
+    epochs = 300 if "--cluster" in where else 40
     spec = write_spec(tmp_path / "s.yaml", tiny, search={"lr": {"log-uniform": [0.01, 0.3]}},
-                      base={"hidden": [32], "epochs": 40}, trials=3, pruner="none", sampler="tpe")
+                      base={"hidden": [32], "epochs": epochs}, trials=3, pruner="none", sampler="tpe")
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
     def command(out: str) -> list[str]:

@@ -110,9 +110,13 @@ def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
 
 
 def read_sweep(sweep_dir: Path) -> dict[str, Any]:
-    """``sweep.json``: the spec, the varying keys (each a list in the grid) and the trial names."""
+    """``sweep.json``: the spec, the varying keys (each a list in the grid) and the trial names (a search's:
+    its varying keys, the rest as the search wrote it)."""
     path = sweep_dir / SWEEP_FILE
-    record = checked(read_json(path), SWEEP, path, SWEEP_REMEDY)
+    raw = read_json(path)
+    if isinstance(raw, dict) and raw.get("kind") == "search":  # a search's record has a space, not a grid
+        return checked(raw, {"varying": [str]}, path, SWEEP_REMEDY)
+    record = checked(raw, SWEEP, path, SWEEP_REMEDY)
     if not all(isinstance(record["spec"]["grid"].get(key), list) for key in record["varying"]):
         raise RunDirError(f"{path} is damaged: a varying key has no list of values in its grid; {SWEEP_REMEDY}")
     return record
