@@ -330,7 +330,8 @@ def test_plot_out_with_one_run_writes_it_and_a_file_is_not_a_run(runner: CliRunn
     assert f"wrote {tmp_path / 'single.png'}" in result.output
     assert not list(run.glob("*.png"))  # --out writes that file only
     result = runner.invoke(cli, ["plot", str(run), "--out", str(tmp_path / "no-such-dir" / "x.png")])
-    assert result.exit_code == 2 and "there is no directory" in result.stderr and "Traceback" not in result.output
+    assert result.exit_code == 2 and "is not a directory that exists" in result.stderr
+    assert "Traceback" not in result.output
     result = runner.invoke(cli, ["plot", str(run / "config.yaml")])
     assert result.exit_code == 1 and "is a file, not a run directory" in result.stderr
 

@@ -34,6 +34,7 @@ def list_() -> None:
         mlptrain configs list
     """
     import shutil
+    import textwrap
 
     from mlptrain.configfile import describe_config, shipped_configs
 
@@ -43,8 +44,9 @@ def list_() -> None:
     columns = max(min(shutil.get_terminal_size().columns, 100), 60)  # as Click's help: at most 100 wide
     for name, path in shipped.items():
         kind, about = describe_config(path)
-        click.echo(click.wrap_text(about, columns, initial_indent=f"{name:<{width}}  {kind:<6}  ",
-                                   subsequent_indent=indent))
+        # Not click.wrap_text: it breaks words at their hyphens ("pure-" / "MLP"), which reads as a typo here.
+        click.echo(textwrap.fill(about, columns, initial_indent=f"{name:<{width}}  {kind:<6}  ",
+                                 subsequent_indent=indent, break_on_hyphens=False, break_long_words=False))
     click.echo("use one: mlptrain fit --config NAME (sweep: mlptrain sweep NAME); print it: mlptrain configs show NAME")
 
 
