@@ -36,6 +36,7 @@ from mlptrain.config import FIELDS
 from mlptrain.data import datasets, download
 from mlptrain.data.datasets import FILE_NAMES, DatasetSpec, RemoteFile
 
+from faultkit import one_error
 from httpserver import LoopbackServer, ok, status
 from synthetic import write_dataset
 
@@ -92,17 +93,6 @@ class Fake:
 def fake(tmp_path: Path) -> Fake:
     source = write_dataset(tmp_path / "source", n_train=120, n_test=40)
     return Fake(source, {name: (source / name).read_bytes() for name in FILE_NAMES})
-
-
-def one_error(result: Result, *fragments: str) -> str:
-    """The single ``Error:`` line of a failed command (no traceback), holding every fragment."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
-    return errors[0]
 
 
 def data_download(runner: CliRunner, data_dir: Path, *extra: str) -> Result:
