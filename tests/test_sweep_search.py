@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from mlptrain.cli import cli
 from mlptrain.errors import ConfigError
+from mlptrain.runs.table import find_runs
 from mlptrain.sweep.space import load_search
 
 from synthetic import write_dataset
@@ -142,6 +143,8 @@ def test_a_search_prunes_and_records_each_trial(pruned_search: tuple[Path, Path]
         assert len((out / r["trial"] / "metrics.jsonl").read_text().splitlines()) == r["epochs_run"]
         assert not (out / r["trial"] / "summary.json").exists()
     assert "pruned" in (out / "summary.csv").read_text().splitlines()[0].split(",")
+    listed = {r["name"]: r["status"] for r in find_runs([out])}  # mlptrain runs: pruned on purpose, not interrupted
+    assert listed == {r["trial"]: r["status"] for r in records}
     assert (out / "search-history.png").stat().st_size > 0 and (out / "search-importance.png").exists()
 
 

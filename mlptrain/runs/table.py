@@ -6,8 +6,9 @@ ones. A finished run is described by its ``summary.json`` alone (it holds the
 config); an unfinished one by ``config.yaml``, the lines of ``metrics.jsonl``
 and its lock (running, with the owner's pid, or interrupted). A sweep's trials
 are run directories too; the sweep's ``results.jsonl`` says which of them
-failed. A file that cannot be read makes its run's row ``unreadable``, with the
-reason; the other rows are unaffected.
+failed and which a search pruned (stopped on purpose, so not interrupted). A
+file that cannot be read makes its run's row ``unreadable``, with the reason;
+the other rows are unaffected.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ COLUMNS = {
     "test_acc": "test", "warnings": "warnings", "started": "started",
 }
 EXTRA_KEYS = ("pid", "path", "error")  # in --json and --csv only
-STATUSES = ("complete", "diverged", "running", "interrupted", "failed", "unreadable")
+STATUSES = ("complete", "diverged", "running", "interrupted", "pruned", "failed", "unreadable")
+ENDED = ("failed", "pruned")  # what a sweep records of a trial that has no summary.json
 Row = dict[str, Any]
 WARNINGS_WIDTH = 40  # the table shows the warning codes that fit in this many characters; --json has them all
 
@@ -47,65 +49,65 @@ def find_runs(roots: list[Path], trials: bool = True) -> list[Row]:
     for root in roots:
         if not root.is_dir():
             raise ConfigError(f"{root} is not a directory; give directories that hold runs (e.g. runs sweeps)")
-        for run_dir, failed in _walk(root, trials):
+        for run_dir, ended in _walk(root, trials):
             name = run_dir.name if run_dir == root else run_dir.relative_to(root).as_posix()
-            rows.append(read_row(run_dir, name, failed))
+            rows.append(read_row(run_dir, name, ended))
     return rows
 
 
 def _walk(root: Path, trials: bool) -> Iterator[tuple[Path, dict[str, Any] | None]]:
-    """(run directory, the sweep's failed record of it or None), depth first, in name order."""
+    """(run directory, the sweep's failed or pruned record of it, or None), depth first, in name order."""
     stack: list[tuple[Path, dict[str, dict[str, Any]]]] = [(root, {})]
     while stack:
-        directory, failures = stack.pop()
+        directory, ended = stack.pop()
         if is_run_dir(directory):
-            yield directory, failures.get(directory.name)
+            yield directory, ended.get(directory.name)
             continue
         if (directory / SWEEP_FILE).is_file():
             if not trials:
                 continue
-            failures = _sweep_failures(directory)
-            yield from _failed_without_run(directory, failures)
+            ended = _sweep_ended(directory)
+            yield from _failed_without_run(directory, ended)
         try:
             children = sorted((e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith(".")),
                               reverse=True)
         except OSError:
             continue  # unreadable: nothing to list there
-        stack.extend((directory / name, failures) for name in children)
+        stack.extend((directory / name, ended) for name in children)
 
 
 def is_run_dir(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() or (path / SUMMARY_FILE).is_file()
 
 
-def _sweep_failures(sweep_dir: Path) -> dict[str, dict[str, Any]]:
-    """The trials a sweep recorded as failed, by name (a damaged results file tells nothing)."""
+def _sweep_ended(sweep_dir: Path) -> dict[str, dict[str, Any]]:
+    """The trials a sweep recorded as failed or pruned, by name (a damaged results file tells nothing)."""
     try:
         lines = (sweep_dir / RESULTS_JSONL).read_text(encoding="utf-8").splitlines()
         records = [json.loads(line) for line in lines if line.strip()]
     except (OSError, ValueError):
         return {}
-    return {r["trial"]: r for r in records if isinstance(r, dict) and r.get("status") == "failed"
+    return {r["trial"]: r for r in records if isinstance(r, dict) and r.get("status") in ENDED
             and isinstance(r.get("trial"), str)}
 
 
-def _failed_without_run(sweep_dir: Path, failures: dict[str, dict[str, Any]]) -> Iterator[tuple[Path, Any]]:
+def _failed_without_run(sweep_dir: Path, ended: dict[str, dict[str, Any]]) -> Iterator[tuple[Path, Any]]:
     """Failed trials that did not get as far as a config.yaml: their row comes from the sweep's record."""
-    for name, record in sorted(failures.items()):
-        if not is_run_dir(sweep_dir / name):
+    for name, record in sorted(ended.items()):
+        if record["status"] == "failed" and not is_run_dir(sweep_dir / name):
             yield sweep_dir / name, record
 
 
-def read_row(run_dir: Path, name: str, failed: dict[str, Any] | None = None) -> Row:
+def read_row(run_dir: Path, name: str, ended: dict[str, Any] | None = None) -> Row:
     """The row of one run; ``unreadable`` with the reason when one of its files is damaged."""
     row: Row = {key: None for key in (*COLUMNS, *EXTRA_KEYS)} | {"name": name, "path": str(run_dir), "warnings": []}
     try:
         if (run_dir / SUMMARY_FILE).is_file():
             _from_summary(row, _json_object(run_dir / SUMMARY_FILE))
         elif (run_dir / CONFIG_FILE).is_file():
-            _unfinished(row, run_dir, failed)
+            _unfinished(row, run_dir, ended)
         else:
-            row.update(status="failed", error=str(failed.get("error")) if failed else None)
+            row.update(status="failed", error=str(ended.get("error")) if ended else None)
             return row
     except Unreadable as exc:
         row.update(status="unreadable", error=str(exc))
@@ -128,7 +130,7 @@ def _from_summary(row: Row, summary: dict[str, Any]) -> None:
                warnings=sorted({w.get("code") for w in warnings if isinstance(w, dict) and w.get("code")}))
 
 
-def _unfinished(row: Row, run_dir: Path, failed: dict[str, Any] | None) -> None:
+def _unfinished(row: Row, run_dir: Path, ended: dict[str, Any] | None) -> None:
     _from_config(row, _config(run_dir / CONFIG_FILE))
     history = _metrics(run_dir / METRICS_FILE)
     accuracies = [m["val_acc"] for m in history if isinstance(m.get("val_acc"), (int, float))]
@@ -136,8 +138,10 @@ def _unfinished(row: Row, run_dir: Path, failed: dict[str, Any] | None) -> None:
     owner = holder(run_dir)
     if owner is not None:
         row.update(status="running", pid=owner.get("pid"))
-    elif failed is not None:
-        row.update(status="failed", error=str(failed.get("error")))
+    elif ended is not None and ended["status"] == "pruned":
+        row["status"] = "pruned"
+    elif ended is not None:
+        row.update(status="failed", error=str(ended.get("error")))
     else:
         row["status"] = "interrupted"
 
