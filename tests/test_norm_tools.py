@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -95,3 +96,64 @@ def test_init_scan_cli_shows_the_bands_with_and_without_the_norm(tiny: Path, tmp
     assert "with batch norm" in axes.get_title()
     dashed = [line.get_label() for line in axes.lines if line.get_linestyle() == "--"]
     assert dashed == ["relu without batch norm: total gain"]
+
+
+# --- inspect and plot ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=sorted(NORMS))
+def normed_run(request: pytest.FixtureRequest, tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp(request.param) / "run"
+    result = CliRunner().invoke(cli, ["fit", "--dataset", str(tiny), "--val-size", "30", "--hidden", "16,8",
+                                      "--epochs", "2", "--norm", request.param, "--quiet", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_inspect_shows_each_layers_norm_parameters_as_saved(normed_run: Path) -> None:
+    from mlptrain.runs.files import load_weights
+
+    norm = load_weights(normed_run / "weights.npz")[0].norm
+    result = CliRunner().invoke(cli, ["inspect", str(normed_run)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{norm.kind.name} norm parameters in"))
+    table = lines[start + 2:]
+    arrays = [("scale", norm.scales), ("shift", norm.shifts)]
+    arrays += [("running mean", norm.running_mean), ("running var", norm.running_var)] if norm.kind.running else []
+    assert len(table) == 2 * len(arrays)  # two hidden layers, the last lines of the report
+    for row, (layer, (name, values)) in zip(table, [(k, a) for k in range(2) for a in arrays]):
+        v = values[layer].astype(np.float64)
+        label = f"hidden{layer + 1}" if name == "scale" else ""
+        assert row.split() == [*label.split(), *name.split(), *(f"{x:.4g}" for x in (v.mean(), v.min(), v.max()))]
+    assert any(abs(float(s.mean()) - 1.0) > 1e-6 for s in norm.scales)  # trained: the scales moved off their init
+
+
+def test_plot_draws_the_norm_parameters(normed_run: Path) -> None:
+    from mlptrain.plots.norms import norm_figure
+    from mlptrain.runs.files import load_weights
+
+    result = CliRunner().invoke(cli, ["plot", str(normed_run)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {normed_run / 'norm.png'}" in result.stdout and (normed_run / "norm.png").stat().st_size > 0
+    norm = load_weights(normed_run / "weights.npz")[0].norm
+    figure = norm_figure(norm, "run")
+    titles = [ax.get_title() for ax in figure.axes]
+    expected = ["scale (gamma) per unit, learned", "shift (beta) per unit, learned"]
+    if norm.kind.running:
+        expected += ["running mean per unit, for inference", "running variance per unit, for inference"]
+    assert titles == expected
+    assert [t.get_text() for t in figure.axes[0].get_xticklabels()] == ["hidden1", "hidden2"]
+    # the boxes, whiskers and outliers span every unit's scale: the drawn extremes are the saved ones
+    drawn = [float(y) for line in figure.axes[0].lines if not line.get_label().startswith("at init")
+             for y in line.get_ydata()]
+    scales = np.concatenate(norm.scales)
+    assert (min(drawn), max(drawn)) == pytest.approx((scales.min(), scales.max()))
+
+
+def test_a_plain_run_gets_no_norm_panel_or_table(tiny: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert CliRunner().invoke(cli, ["fit", "--dataset", str(tiny), "--val-size", "30", "--hidden", "8", "--epochs",
+                                    "1", "--quiet", "--out", str(run)]).exit_code == 0
+    assert "norm parameters" not in CliRunner().invoke(cli, ["inspect", str(run)]).stdout
+    assert "norm.png" not in CliRunner().invoke(cli, ["plot", str(run)]).stdout
