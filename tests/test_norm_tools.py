@@ -95,7 +95,7 @@ def test_init_scan_cli_shows_the_bands_with_and_without_the_norm(tiny: Path, tmp
     axes = init_scan_figure(scan).axes[0]
     assert "with batch norm" in axes.get_title()
     dashed = [line.get_label() for line in axes.lines if line.get_linestyle() == "--"]
-    assert dashed == ["relu without batch norm: total gain"]
+    assert dashed == ["relu without batch norm: total gain (band hatched)"]
 
 
 # --- inspect and plot ---------------------------------------------------------------------------

@@ -73,10 +73,18 @@ def init_scan(config_file: str | None, activations: str | None, factor: float, r
     follows that r, a tanh or softplus net's does not). Writes the plot to
     --out (a hollow marker: its gain is outside). Forward passes only.
 
+    With a norm (--norm, or the config's) the nets are measured with it,
+    batch norm in training mode, and judged by the spread the last norm
+    keeps times the output layer's gain where it grows (the norm rescales
+    every hidden layer, so only its eps and the output layer bound the
+    band); each band is printed beside the same net's without the norm,
+    and the plot draws those dashed (docs/tuning.md).
+
     \b
     Examples:
         mlptrain init-scan
         mlptrain init-scan --config configs/original-problem.yaml
+        mlptrain init-scan --config original-problem-batchnorm
         mlptrain init-scan --hidden 256,256,256,256 --activations relu,tanh,logistic,elu
         mlptrain init-scan --activations all --factor 1.5 --out scan.png
     """

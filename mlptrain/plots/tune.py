@@ -45,7 +45,7 @@ def init_scan_figure(scan: Scan) -> Any:
     for i, curve in enumerate(scan.plain):
         colour = f"C{i % 10}"
         ax.plot(scan.radii, _positive(curve.gains), color=colour, linestyle="--", linewidth=1.0,
-                label=f"{curve.activation} without {scan.norm} norm: total gain")
+                label=f"{curve.activation} without {scan.norm} norm: total gain (band hatched)")
         for low, high in curve.bands:
             ax.axvspan(low, high, facecolor="none", edgecolor=colour, hatch="//", linewidth=0.0, zorder=0)
     # The key shows each marker's shape once, in grey: a marker's fill tells its verdict, its colour the activation.
