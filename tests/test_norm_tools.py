@@ -67,6 +67,12 @@ def test_the_scan_measures_through_the_norm_and_its_eps(tiny: Path, data, norm: 
     assert starved.curves[0].bands[0][0] > scan.curves[0].bands[0][0]
 
 
+def test_a_net_without_hidden_layers_is_scanned_as_it_is_built_without_a_norm(tiny: Path, data) -> None:
+    scan = scan_init(config(tiny, hidden=[], norm="batch"), data, ["relu"], radii=RADII)
+    assert scan.norm == "none" and not scan.plain
+    assert scan.curves == scan_init(config(tiny, hidden=[]), data, ["relu"], radii=RADII).curves
+
+
 def test_normalised_gain_counts_only_the_output_layers_growth(tiny: Path, data) -> None:
     from mlptrain.train.trainer import Trainer, initial_network
 

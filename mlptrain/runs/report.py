@@ -242,7 +242,7 @@ def _norm_parameters(record: RunRecord) -> list[str]:
     except RunDirError as exc:
         return ["", f"{kind} norm parameters: unreadable: {exc}"]
     if norm is None:
-        return ["", f"{kind} norm parameters: none in {WEIGHTS_FILE} (its net has no norm)"]
+        return ["", f"{kind} norm parameters: none in {WEIGHTS_FILE} (its net has no hidden layer to normalise)"]
     arrays = norm_arrays(norm)
     inits = ", ".join(f"{name} {init:g}" for name, init, _ in arrays)
     lines = ["", f"{norm.kind.name} norm parameters in {WEIGHTS_FILE} per hidden layer, over its units "

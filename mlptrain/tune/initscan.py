@@ -112,18 +112,19 @@ def scan_init(config: Config, data: Dataset, activations: list[str], factor: flo
     trainer = Trainer(config, data)
     x, _ = trainer.probe_batch()
     sizes = trainer.net.sizes
+    norm = config.norm if len(sizes) > 2 else NONE  # a net without hidden layers has nothing to normalise
     names = [get_activation(a).name for a in activations]
     tables = [n for n, scheme in INITIALIZERS.items() if scheme.parameter is None]
     with worker_pool(workers, "mlptrain-scan") as pool:
-        curves = _curves(config, sizes, names, tables, radii, factor, x, pool, config.norm)
-        plain = _curves(config, sizes, names, tables, radii, factor, x, pool, NONE) if config.norm != NONE else []
+        curves = _curves(config, sizes, names, tables, radii, factor, x, pool, norm)
+        plain = _curves(config, sizes, names, tables, radii, factor, x, pool, NONE) if norm != NONE else []
     own = initial_network(config, data.n_inputs, data.n_classes)
     return Scan(
         sizes, radii, factor, curves,
         {n: equivalent_r(sizes, n) for n in tables},
         describe_init(config.init, config.init_range, config.init_std),
         equivalent_r(sizes, config.init, config.init_range, config.init_std),
-        _gains(own, names, x), config.norm, plain,
+        _gains(own, names, x), norm, plain,
     )
 
 
