@@ -253,14 +253,3 @@ def test_fit_eval_and_export_with_a_norm(tmp_path: Path, norm: str) -> None:
     np.testing.assert_allclose(logits, forward(net, x).logits, rtol=1e-5, atol=1e-5)
     ops = [node.op_type for node in onnx.load(tmp_path / "net.onnx").graph.node]
     assert ops.count({"batch": "BatchNormalization", "layer": "LayerNormalization"}[norm]) == 2
-
-
-def test_init_scan_says_it_measures_the_net_without_its_norm(tmp_path: Path) -> None:
-    data = write_dataset(tmp_path / "tiny")
-    args = ["init-scan", "--dataset", str(data), "--hidden", "8", "--val-size", "30", "--r-min", "0.01",
-            "--r-max", "1", "--per-decade", "1", "--out", str(tmp_path / "scan.png")]
-    plain = CliRunner().invoke(cli, args)
-    normed = CliRunner().invoke(cli, [*args, "--norm", "batch"])
-    assert plain.exit_code == 0 and normed.exit_code == 0, normed.output
-    assert "note:" not in plain.stdout
-    assert "note: the scan measures the nets without their batch norm" in normed.stdout

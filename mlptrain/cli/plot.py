@@ -18,6 +18,7 @@ from mlptrain.cli.types import OutputFile
 @click.pass_context
 def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path) -> None:
     """Write PNG plots into each run: curves.png, health.png, filters.png,
+    norm.png (when the run has a norm: its scales and shifts per layer),
     augment.png (when the run augments) and, after eval, confusion.png.
     Several runs also get their learning curves overlaid in one PNG,
     comparison.png in the current directory.

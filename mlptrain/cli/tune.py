@@ -73,10 +73,18 @@ def init_scan(config_file: str | None, activations: str | None, factor: float, r
     follows that r, a tanh or softplus net's does not). Writes the plot to
     --out (a hollow marker: its gain is outside). Forward passes only.
 
+    With a norm (--norm, or the config's) the nets are measured with it,
+    batch norm in training mode, and judged by the spread the last norm
+    keeps times the output layer's gain where it grows (the norm rescales
+    every hidden layer, so only its eps and the output layer bound the
+    band); each band is printed beside the same net's without the norm,
+    and the plot draws those dashed (docs/tuning.md).
+
     \b
     Examples:
         mlptrain init-scan
         mlptrain init-scan --config configs/original-problem.yaml
+        mlptrain init-scan --config original-problem-batchnorm
         mlptrain init-scan --hidden 256,256,256,256 --activations relu,tanh,logistic,elu
         mlptrain init-scan --activations all --factor 1.5 --out scan.png
     """
@@ -96,28 +104,37 @@ def init_scan(config_file: str | None, activations: str | None, factor: float, r
         scan = scan_init(config, data, [n.strip() for n in names], factor, log_grid(r_min, r_max, per_decade),
                          workers=threads or available_cores())
     click.echo(format_scan(scan))
-    if config.norm != "none":
-        click.echo(f"note: the scan measures the nets without their {config.norm} norm, which rescales every hidden "
-                   "layer whatever r is: with it only the output layer's scale matters (docs/init-scale.md)")
     click.echo(f"wrote {plot_init_scan(scan, out)}")
 
 
 def format_scan(scan: Any) -> str:
-    """Per activation: the healthy r band, then each init's measured gain, judged against the factor."""
+    """Per activation: the healthy r band (with a norm, and without it), then each init's measured gain, judged."""
     from mlptrain.tune.initscan import placed
 
     healthy = f"healthy {1 / scan.factor:.3g} .. {scan.factor:.3g}"
-    lines = [f"init-scale scan of {'-'.join(map(str, scan.sizes))} on the probe batch: total gain input -> logits "
-             f"for U(-r, r), r = {scan.radii[0]:.3g} .. {scan.radii[-1]:.3g} ({len(scan.radii)} points); "
-             f"healthy: within {scan.factor:g}x of 1"]
+    grid = f"for U(-r, r), r = {scan.radii[0]:.3g} .. {scan.radii[-1]:.3g} ({len(scan.radii)} points)"
+    sizes = "-".join(map(str, scan.sizes))
+    if scan.plain:
+        lines = [f"init-scale scan of {sizes} with {scan.norm} norm on the probe batch: the spread the last norm keeps "
+                 f"times the output layer's gain where it grows, {grid}; healthy: within {scan.factor:g}x of 1"]
+    else:
+        lines = [f"init-scale scan of {sizes} on the probe batch: total gain input -> logits {grid}; "
+                 f"healthy: within {scan.factor:g}x of 1"]
+    without = {curve.activation: curve for curve in scan.plain}
     for curve in scan.curves:
-        bands = ", ".join(f"{low:.3g} .. {high:.3g}" for low, high in curve.bands) or "none on the grid"
-        lines.append(f"{curve.activation}: healthy r {bands}")
+        line = f"{curve.activation}: healthy r {_bands(curve.bands)}"
+        if curve.activation in without:
+            line += f" with {scan.norm} norm (without it: {_bands(without[curve.activation].bands)})"
+        lines.append(line)
         lines.append(f"  {'init':<22} {'gain':>9}  {f'the gain ({healthy})':<28} {'equivalent r':>12}")
         for row in placed(scan, curve):
             name = f"yours ({scan.yours})" if row.name == "yours" else row.name
             lines.append(f"  {name:<22} {row.gain:>9.3g}  {_VERDICTS[row.position]:<28} {row.r:>12.3g}")
     return "\n".join(lines)
+
+
+def _bands(bands: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{low:.3g} .. {high:.3g}" for low, high in bands) or "none on the grid"
 
 
 _VERDICTS = {"inside": "inside", "below": "below: the signal vanishes", "above": "above: the signal grows"}

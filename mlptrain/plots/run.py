@@ -9,6 +9,7 @@ from typing import Any
 from mlptrain.plots.augment import plot_augmented
 from mlptrain.plots.common import pyplot, save
 from mlptrain.plots.filters import plot_filters
+from mlptrain.plots.norms import plot_norms
 from mlptrain.runs.files import WEIGHTS_FILE, load_augmented, load_weights
 from mlptrain.runs.report import RunRecord
 
@@ -27,11 +28,12 @@ LAYER_BAND = (0.5, 2.0)  # a layer passing its input's signal on within 2x eithe
 
 
 def plot_run(record: RunRecord) -> list[Path]:
-    """Write curves.png, health.png, filters.png, augment.png (with augmentation) and (after ``eval``)
-    confusion.png into the run directory."""
+    """Write curves.png, health.png, filters.png, norm.png (with a norm), augment.png (with augmentation) and
+    (after ``eval``) confusion.png into the run directory."""
     check_readable(record)
     written = [save(curves_figure([record]), record.run_dir / CURVES_FILE)]
     written += plot_filters(record)
+    written += plot_norms(record)
     written += plot_augmented(record)
     if record.layer_series():
         written.append(save(health_figure(record), record.run_dir / HEALTH_FILE))
@@ -53,7 +55,9 @@ def plot_comparison(records: list[RunRecord], path: Path) -> Path:
 
 
 def _label(record: RunRecord) -> str:
-    return f"{record.name}: {record.config.get('activation')} {record.init}"
+    norm = record.config.get("norm", "none")
+    with_norm = f", {norm} norm" if norm != "none" else ""
+    return f"{record.name}: {record.config.get('activation')} {record.init}{with_norm}"
 
 
 def curves_figure(records: list[RunRecord]) -> Any:

@@ -23,7 +23,8 @@ def init_scan_figure(scan: Scan) -> Any:
     """Gain product against r, log-log: one line per activation, its healthy r band shaded, initializers marked.
 
     An init is drawn at its equivalent r and the gain measured for it, filled when that gain is healthy and
-    hollow when it is not: the text's verdict, which the r band cannot give for every activation.
+    hollow when it is not: the text's verdict, which the r band cannot give for every activation. With a
+    norm the same activations without it are drawn dashed, their bands hatched, to show how the norm moves them.
     """
     plt = pyplot()
     # Fixed margins, not constrained layout: on these log axes its tick-label measuring was a large
@@ -33,23 +34,36 @@ def init_scan_figure(scan: Scan) -> Any:
     ax.axhspan(1 / scan.factor, scan.factor, color="0.85", zorder=0, label=f"healthy: within {scan.factor:g}x of 1")
     for i, curve in enumerate(scan.curves):
         colour = f"C{i % 10}"
-        ax.plot(scan.radii, _positive(curve.gains), color=colour, marker=".", label=f"{curve.activation}: U(-r, r)")
+        ax.plot(scan.radii, _positive(curve.gains), color=colour, marker=".",
+                label=f"{curve.activation}{_with(scan)}: U(-r, r)")
         for low, high in curve.bands:
             ax.axvspan(low, high, color=colour, alpha=0.15, zorder=0)
         *inits, yours = placed(scan, curve)
         for marker, row in zip(MARKERS, inits):
             _mark(ax, row, marker, colour)
         _mark(ax, yours, "*", colour, markersize=14)
+    for i, curve in enumerate(scan.plain):
+        colour = f"C{i % 10}"
+        ax.plot(scan.radii, _positive(curve.gains), color=colour, linestyle="--", linewidth=1.0,
+                label=f"{curve.activation} without {scan.norm} norm: total gain (band hatched)")
+        for low, high in curve.bands:
+            ax.axvspan(low, high, facecolor="none", edgecolor=colour, hatch="//", linewidth=0.0, zorder=0)
     # The key shows each marker's shape once, in grey: a marker's fill tells its verdict, its colour the activation.
     for marker, name in zip(MARKERS, scan.curves[0].inits):
         _mark(ax, None, marker, "0.6", label=name)
     _mark(ax, None, "*", "0.6", markersize=14, label=f"yours: {scan.yours}")
     _mark(ax, None, "o", "white", label="hollow: gain outside the healthy range")
-    ax.set(xscale="log", yscale="log", xlabel="r of U(-r, r) (initializers: at their equivalent r)",
-           ylabel="total gain input -> logits (init check)",
-           title=f"init-scale scan: {'-'.join(map(str, scan.sizes))}, probe batch")
+    ylabel = ("spread the last norm keeps x output growth" if scan.plain
+              else "total gain input -> logits (init check)")
+    ax.set(xscale="log", yscale="log", xlabel="r of U(-r, r) (initializers: at their equivalent r)", ylabel=ylabel,
+           title=f"init-scale scan: {'-'.join(map(str, scan.sizes))}{_with(scan)}, probe batch")
     ax.legend(fontsize=8, loc="upper left")
     return fig
+
+
+def _with(scan: Scan) -> str:
+    """`` with batch norm`` for a normalised scan, else nothing."""
+    return f" with {scan.norm} norm" if scan.plain else ""
 
 
 def _mark(ax: Any, row: Placed | None, marker: str, colour: str, markersize: float = 6.0, label: str | None = None

@@ -7,13 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mlptrain.errors import RunDirError
 from mlptrain.nn.initializers import describe_init
+from mlptrain.nn.norms import NormLayers
 from mlptrain.runs.files import (
     DIAGNOSTICS_FILE,
     EVAL_FILE,
     METRICS_FILE,
     SUMMARY_FILE,
+    WEIGHTS_FILE,
+    load_weights,
     read_config,
     read_json,
 )
@@ -132,7 +137,8 @@ def _checked_eval(path: Path) -> dict[str, Any] | None:
 
 def format_run(record: RunRecord) -> str:
     """The ``inspect`` report: config, outcome, warnings, the epochs and per-layer health."""
-    return "\n".join([*_header(record), "", *_warnings(record), "", *_epochs(record), *_health(record)])
+    return "\n".join([*_header(record), "", *_warnings(record), "", *_epochs(record), *_health(record),
+                      *_norm_parameters(record)])
 
 
 def _header(record: RunRecord) -> list[str]:
@@ -211,6 +217,42 @@ def _health(record: RunRecord) -> list[str]:
             cells = [_cell(row.get(column), width, spec)
                      for column, (_, width, spec) in zip(HEALTH_COLUMNS, HEALTH_HEADER)]
             lines.append(f"{label:>{label_width}} " + " ".join(cells))
+    return lines
+
+
+def norm_arrays(norm: NormLayers) -> list[tuple[str, float, list[np.ndarray]]]:
+    """The norm's arrays as ``(name, init value, one array (width,) per hidden layer)``: scale, shift, and for
+    batch norm the running mean and variance."""
+    arrays = [("scale", 1.0, norm.scales), ("shift", 0.0, norm.shifts)]
+    if norm.kind.running:
+        arrays += [("running mean", 0.0, norm.running_mean), ("running var", 1.0, norm.running_var)]
+    return arrays
+
+
+def _norm_parameters(record: RunRecord) -> list[str]:
+    """Per hidden layer, the mean, min and max over units of each of the saved norm's arrays."""
+    kind = record.config.get("norm", "none")
+    path = record.run_dir / WEIGHTS_FILE
+    if kind == "none":
+        return []
+    if not path.exists():
+        return ["", f"{kind} norm parameters: no {WEIGHTS_FILE} yet (written when the run ends)"]
+    try:
+        norm = load_weights(path)[0].norm
+    except RunDirError as exc:
+        return ["", f"{kind} norm parameters: unreadable: {exc}"]
+    if norm is None:
+        return ["", f"{kind} norm parameters: none in {WEIGHTS_FILE} (its net has no hidden layer to normalise)"]
+    arrays = norm_arrays(norm)
+    inits = ", ".join(f"{name} {init:g}" for name, init, _ in arrays)
+    lines = ["", f"{norm.kind.name} norm parameters in {WEIGHTS_FILE} per hidden layer, over its units "
+                 f"(at init: {inits}; eps {norm.eps:g})",
+             f"{'layer':<8} {'array':<12} {'mean':>10} {'min':>10} {'max':>10}"]
+    for layer in range(len(norm.scales)):
+        for name, _, values in arrays:
+            v = values[layer].astype(np.float64)
+            label = f"hidden{layer + 1}" if name == "scale" else ""
+            lines.append(f"{label:<8} {name:<12} {v.mean():>10.4g} {v.min():>10.4g} {v.max():>10.4g}")
     return lines
 
 

@@ -64,7 +64,8 @@ EVENT_CODES = frozenset({"not-learning", "diverged", "rising-loss", "inverted-in
                          "constant-inputs"})
 
 
-def _signal(a: Array) -> float:
+def signal(a: Array) -> float:
+    """The signal of ``a`` ``(n, units)``: the RMS over units of each unit's std across the samples."""
     # var in float64 straight from the float32 array: the same sums as converting first (the conversion
     # is exact), without a float64 copy of the whole array.
     return float(np.sqrt(np.mean(a.var(axis=0, dtype=np.float64))))
@@ -104,21 +105,21 @@ def _layer_health(net: Network, x: Array, labels: Array) -> tuple[list[LayerHeal
     _, grad_logits = softmax_cross_entropy(trace.logits, labels)
     grads = backward(net, trace, grad_logits)
     outputs = [*zip(trace.pre, trace.post), (trace.logits, trace.logits)]
-    rows, previous = [], _signal(x)
+    rows, previous = [], signal(x)
     for i, (z, a) in enumerate(outputs):
-        signal = _signal(a)
+        out = signal(a)
         last = i == len(outputs) - 1
         slope = 1.0 if last else _peak_slope(net, z.dtype)
         rows.append(LayerHealth(
             layer="logits" if last else f"hidden{i + 1}",
-            pre_std=_signal(z), signal=signal, gain=signal / previous / slope if previous > 0 else 0.0,
+            pre_std=signal(z), signal=out, gain=out / previous / slope if previous > 0 else 0.0,
             dead=0.0 if last else _dead_share(net, z),
             saturated=0.0 if last else _slope_share(net, z, a),
             act_mean=float(a.mean()), act_std=float(a.std()),
             weight_rms=float(np.sqrt(np.mean(np.square(net.weights[i], dtype=np.float64)))),
             grad_rms=float(np.sqrt(np.mean(np.square(grads[2 * i], dtype=np.float64)))),
         ))
-        previous = signal
+        previous = out
     return rows, trace.logits
 
 
@@ -192,7 +193,7 @@ def unit_warnings(net: Network, rows: list[LayerHealth], epoch: int) -> list[Hea
 def output_warnings(logits: Array, epoch: int) -> list[HealthWarning]:
     """input-ignored / collapsed-predictions, from logits on held-out or probe samples."""
     found = []
-    spread = _signal(logits)
+    spread = signal(logits)
     predicted = np.bincount(logits.argmax(axis=1), minlength=logits.shape[1]) / len(logits)
     if spread < LOGIT_SPREAD:
         found.append(_found("input-ignored", epoch, None,
@@ -323,7 +324,7 @@ def gain_products(nets: list[Network], x: Array) -> list[float]:
     the rest of the net through the same core: the numbers are the ones a
     forward pass of each whole net gives.
     """
-    first = _signal(x)
+    first = signal(x)
     shared: dict[tuple[int, int], Array] = {}
     gains = []
     for net in nets:
@@ -344,7 +345,7 @@ def _gain_product(net: Network, x: Array, first: float, first_pre: Array | None)
             hidden = net.activation.function(first_pre)  # a new array: the next net reuses first_pre
             rest = forward(Network(net.weights[1:], net.biases[1:], net.activation), hidden)
             posts, logits = [hidden, *rest.post], rest.logits
-        signals = [first, *(_signal(a) for a in posts), _signal(logits)]
+        signals = [first, *(signal(a) for a in posts), signal(logits)]
     slope = _peak_slope(net, net.dtype)
     gains = [
         after / before / (1.0 if i == len(signals) - 2 else slope) if before > 0 else 0.0

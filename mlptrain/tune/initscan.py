@@ -11,6 +11,15 @@ U(-r, r) limit (``sqrt(3)`` times its std), the single r with the same product
 of layer scales -- only places it on the plot's r axis: the gain of a ReLU net
 with zero biases depends on that product (up to the draw), a saturating or
 smooth unit's does not, so the r band cannot judge an initializer.
+
+With a norm (``config.norm``) the nets are measured with it, through the same
+forward pass, batch norm in training mode: what the init check and the first
+training step see (inference mode would use the fresh running statistics, mean
+0 and variance 1, and normalise nothing). A norm rescales each hidden layer
+whatever r is, so the product of layer gains no longer says whether the signal
+survives; a normalised net is judged by ``normalised_gain`` instead, and the
+same activations are scanned without the norm too (``Scan.plain``) to show
+how the bands move.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -25,9 +35,10 @@ from mlptrain.config import Config
 from mlptrain.data.loading import Dataset
 from mlptrain.nn.activations import get_activation
 from mlptrain.nn.initializers import INITIALIZERS, describe_init, get_initializer
-from mlptrain.nn.network import Network, init_network
+from mlptrain.nn.network import Network, forward, init_network
+from mlptrain.nn.norms import NONE
 from mlptrain.threads import worker_pool
-from mlptrain.train.diagnostics import gain_products
+from mlptrain.train.diagnostics import gain_products, signal
 from mlptrain.train.trainer import Trainer, initial_network, seed_streams
 
 Array = np.ndarray
@@ -53,6 +64,8 @@ class Scan:
     yours: str  # the config's own init, e.g. "uniform r=0.01" or "he-normal"
     yours_r: float  # its equivalent r
     yours_gain: dict[str, float]  # activation -> gain product of the config's own initial net
+    norm: str = NONE  # the config's norm: the curves above are measured with it
+    plain: list[Curve] = field(default_factory=list)  # with a norm: the same activations without it
 
 
 @dataclass
@@ -92,44 +105,78 @@ def scan_init(config: Config, data: Dataset, activations: list[str], factor: flo
 
     ``workers`` threads take the grid points in turn (call it inside ``blas_threads(1)``): a point's
     forward passes are half elementwise work, which one stream on a 2-thread BLAS does on one core.
-    Every point is computed alone, so the numbers do not depend on ``workers``.
+    Every point is computed alone, so the numbers do not depend on ``workers``. With a norm the
+    curves are the normalised nets' (``normalised_gain``) and ``plain`` the same nets without it.
     """
     radii = radii or log_grid(1e-4, 10.0, 4)
     trainer = Trainer(config, data)
     x, _ = trainer.probe_batch()
     sizes = trainer.net.sizes
+    norm = config.norm if len(sizes) > 2 else NONE  # a net without hidden layers has nothing to normalise
     names = [get_activation(a).name for a in activations]
     tables = [n for n, scheme in INITIALIZERS.items() if scheme.parameter is None]
-    # One net drawn per grid point and initializer, shared by the activations: the weights do not depend on it.
-    draws = [("uniform", r) for r in radii] + [(n, None) for n in tables]
     with worker_pool(workers, "mlptrain-scan") as pool:
-        points = list(pool.map(lambda d: _gains(_draw(config, sizes, *d), names, x), draws))
-    grid, inits = points[:len(radii)], dict(zip(tables, points[len(radii):]))
-    curves = []
-    for name in names:
-        gains = [point[name] for point in grid]
-        curves.append(Curve(name, gains, healthy_bands(radii, gains, factor), {n: inits[n][name] for n in tables}))
+        curves = _curves(config, sizes, names, tables, radii, factor, x, pool, norm)
+        plain = _curves(config, sizes, names, tables, radii, factor, x, pool, NONE) if norm != NONE else []
     own = initial_network(config, data.n_inputs, data.n_classes)
     return Scan(
         sizes, radii, factor, curves,
         {n: equivalent_r(sizes, n) for n in tables},
         describe_init(config.init, config.init_range, config.init_std),
         equivalent_r(sizes, config.init, config.init_range, config.init_std),
-        _gains(own, names, x),
+        _gains(own, names, x), norm, plain,
     )
 
 
-def _draw(config: Config, sizes: list[int], init: str, r: float | None = None) -> Network:
-    """The net ``init`` draws from the config's init stream (the activation is set later)."""
+def _curves(config: Config, sizes: list[int], names: list[str], tables: list[str], radii: list[float],
+            factor: float, x: Array, pool: Any, norm: str) -> list[Curve]:
+    """Each activation's curve over ``radii`` and its initializers' gains, the nets drawn with ``norm``."""
+    # One net drawn per grid point and initializer, shared by the activations: the weights do not depend on it.
+    draws = [("uniform", r) for r in radii] + [(n, None) for n in tables]
+    points = list(pool.map(lambda d: _gains(_draw(config, sizes, *d, norm=norm), names, x), draws))
+    grid, inits = points[:len(radii)], dict(zip(tables, points[len(radii):]))
+    curves = []
+    for name in names:
+        gains = [point[name] for point in grid]
+        curves.append(Curve(name, gains, healthy_bands(radii, gains, factor), {n: inits[n][name] for n in tables}))
+    return curves
+
+
+def _draw(config: Config, sizes: list[int], init: str, r: float | None = None, norm: str = NONE) -> Network:
+    """The net ``init`` draws from the config's init stream, with ``norm`` (the activation is set later)."""
     rng = np.random.default_rng(seed_streams(config.seed)[0])
     return init_network(sizes, config.activation, get_initializer(init), rng, init_range=r,
-                        bias_init=config.bias_init, dtype=np.dtype(config.dtype))
+                        bias_init=config.bias_init, dtype=np.dtype(config.dtype), norm=norm,
+                        norm_eps=config.norm_eps, norm_momentum=config.norm_momentum)
 
 
 def _gains(net: Network, activations: list[str], x: Array) -> dict[str, float]:
-    """Each activation's gain product; inf where the signal overflows (its spread is then inf - inf: NaN)."""
-    gains = gain_products([_with(net, name) for name in activations], x)
+    """Each activation's gain (``normalised_gain`` with a norm); inf where the signal overflows (NaN spread)."""
+    nets = [_with(net, name) for name in activations]
+    gains = gain_products(nets, x) if net.norm is None else [normalised_gain(n, x) for n in nets]
     return {name: math.inf if math.isnan(gain) else gain for name, gain in zip(activations, gains)}
+
+
+def normalised_gain(net: Network, x: Array) -> float:
+    """How a normalised net passes ``x`` ``(n, inputs)``: the spread its last norm keeps, times the output
+    layer's gain where it exceeds 1.
+
+    The spread is the RMS of the last norm's normalised values, ``sqrt(mean(var / (var + eps)))``
+    over the norm's own axis (each unit over the batch for batch norm, each sample over its units for
+    layer norm): 1 while the statistics dominate eps, whatever r is, and falling when a scale so small
+    that the variance is below eps leaves the norm nothing to rescale (the signal then vanishes again,
+    layer after layer). The output layer has no norm after it: its gain follows r, and only its growth
+    counts, as in the init check (small logits start near uniform and their own gradient is not small;
+    large ones saturate the softmax). Batch norm uses the batch's statistics without updating its
+    running ones.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        trace = forward(net, x, train=True)
+        xhat, _ = trace.norms[-1]
+        kept = float(np.sqrt(np.mean(np.square(xhat, dtype=np.float64))))
+        last = signal(trace.post[-1])
+        output = signal(trace.logits) / last if last > 0 else 0.0
+    return kept * max(output, 1.0)
 
 
 def _with(net: Network, activation: str) -> Network:
