@@ -76,7 +76,8 @@ def test_inputs_png_shows_the_prepared_training_images_under_their_class_names(
     names = [text.get_text() for text in figures[0].axes[0].texts]
     numbers = kind in ("idx", "npz")  # no class names of their own: the class numbers
     assert names == [str(k) if numbers else SHAPES[k] for k in data.train_labels[chosen]]
-    assert len(chosen) == min(inputs.COUNT, len(data.train_labels)) and set(names) == ({"0", "1", "2"} if numbers else set(SHAPES))
+    assert len(chosen) == min(inputs.COUNT, len(data.train_labels))
+    assert set(names) == ({"0", "1", "2"} if numbers else set(SHAPES))
     if not numbers:  # dark-on-light photos arrive as white ink on black, as MNIST's digits
         assert tiles[:, [0, -1], :].max() == 0 and tiles.max() == 255
 

@@ -126,4 +126,5 @@ def _title(record: RunRecord, data: Dataset) -> str:
     augment = record.config.get("augment") or []
     listed = augment if isinstance(augment, str) else ", ".join(str(a) for a in augment)
     note = f"\ntrained with augment: {listed}; its random distortions are in {AUGMENT_FILE}" if augment else ""
-    return f"{record.name}: training images of {Path(data.name).name or data.name} as the net receives them ({how}{shape} pixels){note}"
+    name = Path(data.name).name or data.name
+    return f"{record.name}: training images of {name} as the net receives them ({how}{shape} pixels){note}"
