@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mlptrain.cli.common import Failure, data_dir_option
+from mlptrain.cli.common import Failure, data_dir_option, download_progress
 from mlptrain.cli.types import OutputFile
 
 
@@ -66,7 +66,7 @@ def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path, data_dir: Pa
         for path in plot_run(record):
             click.echo(f"wrote {path}")
         try:
-            click.echo(f"wrote {plot_inputs(record, data_dir)}")
+            click.echo(f"wrote {plot_inputs(record, data_dir, download_progress(False, unit='image'))}")
         except (DataError, MissingDependency) as exc:  # the data is gone: the other figures stand
             click.echo(f"skipped {record.run_dir / INPUTS_FILE}: {exc}", err=True)
     if len(records) > 1:

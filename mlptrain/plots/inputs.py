@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mlptrain.data.datasets import DATASETS
+from mlptrain.data.download import ProgressFactory
 from mlptrain.data.loading import Dataset, load_dataset
 from mlptrain.errors import DataError
 from mlptrain.experiment import run_preparation
@@ -32,12 +33,12 @@ INPUTS_FILE = "inputs.png"
 COUNT, COLUMNS = 32, 8  # a small grid: every class of a 10- or 26-class set shows at least once
 
 
-def plot_inputs(record: RunRecord, data_dir: Path) -> Path:
+def plot_inputs(record: RunRecord, data_dir: Path, progress: ProgressFactory | None = None) -> Path:
     """Write inputs.png into the run directory; DataError (one line: why) when the run's data cannot be loaded.
 
     ``data_dir``: the cache of downloaded and prepared data (where a known data set is looked for, and the
-    prepared arrays of a user's own)."""
-    data = run_training_data(record, data_dir)
+    prepared arrays of a user's own); ``progress``: for preparing images afresh when their cache is gone."""
+    data = run_training_data(record, data_dir, progress)
     chosen = pick(data.train_labels, COUNT)
     images = data.train_images[chosen].reshape(len(chosen), *data.image_shape)
     names = [data.class_names[k] if k < len(data.class_names) else str(k) for k in data.train_labels[chosen]]
@@ -45,7 +46,7 @@ def plot_inputs(record: RunRecord, data_dir: Path) -> Path:
     return save(inputs_figure(images, names, title), record.run_dir / INPUTS_FILE)
 
 
-def run_training_data(record: RunRecord, data_dir: Path) -> Dataset:
+def run_training_data(record: RunRecord, data_dir: Path, progress: ProgressFactory | None = None) -> Dataset:
     """The run's data set, loaded and prepared as the run had it; DataError when it is gone (never downloaded)."""
     meta: dict[str, Any] = dict((record.summary or {}).get("dataset") or {})
     names: tuple[str, ...] = ()
@@ -56,7 +57,8 @@ def run_training_data(record: RunRecord, data_dir: Path) -> Dataset:
         names = tuple(str(n) for n in stored) if isinstance(stored, list) else ()  # the labels follow the run's
     name = str(record.config.get("dataset") or meta.get("name") or "mnist")
     source = _source(name, meta.get("directory"), data_dir)
-    return load_dataset(source, name, run_preparation(record.run_dir, meta), data_dir, class_names=names)
+    return load_dataset(source, name, run_preparation(record.run_dir, meta), data_dir, class_names=names,
+                        progress=progress)
 
 
 def _source(name: str, recorded: str | None, data_dir: Path) -> Path:
