@@ -323,7 +323,7 @@ def evaluate_run(run_dir: Path, dataset: str | None,
         raise RunDirError(f"run directory {run_dir} does not exist")
     net, meta = load_weights(run_dir / WEIGHTS_FILE)
     names = class_names(meta, net.sizes[-1])
-    data = load(dataset or str(meta.get("dataset", "mnist")), _run_preparation(run_dir, meta), names)
+    data = load(dataset or str(meta.get("dataset", "mnist")), run_preparation(run_dir, meta), names)
     _check_compatible(net.sizes, data)
     with np.errstate(over="ignore", invalid="ignore"):  # reported below, once
         result = evaluate(net, data.test_images, data.test_labels, n_classes=net.sizes[-1])
@@ -347,7 +347,7 @@ def evaluate_run(run_dir: Path, dataset: str | None,
     return report
 
 
-def _run_preparation(run_dir: Path, meta: dict[str, Any]) -> Preparation:
+def run_preparation(run_dir: Path, meta: dict[str, Any]) -> Preparation:
     """How the run prepared its data (its config's keys; the defaults without a ``config.yaml``), images prepared
     to the size its network takes."""
     config = build_config(read_config(run_dir)) if (run_dir / CONFIG_FILE).is_file() else Config()

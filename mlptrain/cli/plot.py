@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mlptrain.cli.common import Failure
+from mlptrain.cli.common import Failure, data_dir_option, download_progress
 from mlptrain.cli.types import OutputFile
 
 
@@ -15,11 +15,14 @@ from mlptrain.cli.types import OutputFile
 @click.option("--out", type=OutputFile(), default=Path("comparison.png"),
               show_default=True, help="Write only the learning curves of the runs given, overlaid, to this file "
               "(left out: several runs get them in comparison.png besides their own plots).")
+@data_dir_option
 @click.pass_context
-def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path) -> None:
+def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path, data_dir: Path) -> None:
     """Write PNG plots into each run: curves.png, health.png, filters.png,
     norm.png (when the run has a norm: its scales and shifts per layer),
-    augment.png (when the run augments) and, after eval, confusion.png.
+    inputs.png (training images as the net receives them, re-read from the
+    run's data, never downloaded), augment.png (when the run augments) and,
+    after eval, confusion.png.
     Several runs also get their learning curves overlaid in one PNG,
     comparison.png in the current directory.
 
@@ -35,6 +38,8 @@ def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path) -> None:
         mlptrain plot runs/logistic runs/relu --out logistic-vs-relu.png
         mlptrain plot sweeps/sweep-init-scale
     """
+    from mlptrain.errors import DataError, MissingDependency
+    from mlptrain.plots.inputs import INPUTS_FILE, plot_inputs
     from mlptrain.plots.run import plot_comparison, plot_run
     from mlptrain.plots.sweep import plot_sweep
     from mlptrain.runs.report import load_run
@@ -61,5 +66,9 @@ def plot(ctx: click.Context, run_dirs: tuple[Path, ...], out: Path) -> None:
     for record in records:
         for path in plot_run(record):
             click.echo(f"wrote {path}")
+        try:
+            click.echo(f"wrote {plot_inputs(record, data_dir, download_progress(False, unit='image'))}")
+        except (DataError, MissingDependency) as exc:  # the data is gone: the other figures stand
+            click.echo(f"skipped {record.run_dir / INPUTS_FILE}: {exc}", err=True)
     if len(records) > 1:
         click.echo(f"wrote {plot_comparison(records, out)}")

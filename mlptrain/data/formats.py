@@ -3,7 +3,8 @@
 Each row names a format, describes its layout in one line (the error for a
 path that matches none lists every row's, and the docs table is generated from
 them), says whether a path looks like it, and loads it into ``Parts``. The rows
-are tried in order; a new format is one more row.
+are tried in order (Parquet before class folders: a directory of Parquet files
+may keep them in a folder such as ``data/``); a new format is one more row.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from mlptrain.data import csvfile, folders, idxdir, npzfile
+from mlptrain.data import csvfile, folders, idxdir, npzfile, parquetfile
 from mlptrain.data.datasets import DATASETS, dataset_names, did_you_mean
 from mlptrain.data.parts import Parts, Request
 from mlptrain.errors import ConfigError, DataError
@@ -39,6 +40,10 @@ FORMATS: dict[str, DataFormat] = {f.name: f for f in (
                "digits.csv", csvfile.matches, csvfile.load),
     DataFormat("npz", "a NumPy archive FILE.npz holding x_train, y_train, x_test, y_test (as Keras's mnist.npz)",
                "x_train, y_train, x_test, y_test", "mnist.npz", npzfile.matches, npzfile.load),
+    DataFormat("parquet", "Parquet files as on the Hugging Face hub: DIR/train-*.parquet and DIR/test-*.parquet "
+               "(or under DIR/data/), or one FILE.parquet split by --test-size: a column of encoded images and a "
+               "label column",
+               "train-*.parquet and test-*.parquet", "mnist.parquet", parquetfile.matches, parquetfile.load),
     DataFormat("folders", "class folders of images: DIR/train/<class>/ and DIR/test/<class>/, or DIR/<class>/ "
                "split by --test-size", "train/<class>/ and test/<class>/", "letters/", folders.matches,
                folders.load),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -40,8 +41,9 @@ def is_image_file(path: Path) -> bool:
     return not path.name.startswith(".") and path.suffix.lower() in image_extensions() and path.is_file()
 
 
-def read_image(path: Path, given: str) -> Array:
-    """The image at ``path`` as grayscale floats in [0, 1], ``(height, width)``; DataError naming the file."""
+def read_image(path: Path | BinaryIO, given: str) -> Array:
+    """The image at ``path`` (a file, or a stream of its bytes) as grayscale floats in [0, 1], ``(height, width)``;
+    DataError naming it as ``given``."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     with warnings.catch_warnings():
