@@ -88,6 +88,10 @@ BAD = [
     ({"time_budget": -5}, r"time_budget must be a number of seconds above 0"),
     ({"base": {"val_size": 0}}, r"objective is the validation accuracy: val_size must be above 0"),
     ({"search": {"seed": {"int": [0, 9]}}}, r"search: seed: the seed is not searched"),
+    ({"prune_after": 0}, r"prune_after must be a whole number of epochs from 1, got 0"),
+    ({"prune_after": "2"}, r"prune_after must be a whole number of epochs from 1, got '2'"),
+    ({"prune_after": 2, "pruner": "none"}, r"prune_after 2 with pruner: none prunes nothing"),
+    ({"prune_after": 5, "pruner": "median"}, r"prune_after 5 is not below the trials' 5 epochs"),
 ]
 
 
@@ -146,6 +150,18 @@ def test_a_search_prunes_and_records_each_trial(pruned_search: tuple[Path, Path]
     listed = {r["name"]: r["status"] for r in find_runs([out])}  # mlptrain runs: pruned on purpose, not interrupted
     assert listed == {r["trial"]: r["status"] for r in records}
     assert (out / "search-history.png").stat().st_size > 0 and (out / "search-importance.png").exists()
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_prune_after_lets_every_trial_run_that_many_epochs(tiny: Path, tmp_path: Path, pruner: str) -> None:
+    # The same space as pruned_search, where the hopeless lr is stopped after its first epoch.
+    spec = write_spec(tmp_path / "spec.yaml", tiny, pruner=pruner, prune_after=3)
+    result = CliRunner().invoke(cli, ["sweep", str(spec), "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert f"{pruner} pruner after 3 epochs" in result.output
+    pruned = [r for r in rows(tmp_path / "out") if r["status"] == "pruned"]
+    assert pruned and all(r["epochs_run"] >= 3 for r in pruned)
+    assert json.loads((tmp_path / "out" / "sweep.json").read_text())["spec"]["prune_after"] == 3
 
 
 def test_best_yaml_is_the_best_trials_whole_config(pruned_search: tuple[Path, Path], tmp_path: Path) -> None:

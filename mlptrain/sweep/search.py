@@ -88,14 +88,15 @@ class _Source:
     def _invalid(self, frozen: Any, error: str) -> None:
         record = failed_record(trial_name(frozen.number), trial_params(self.plan, frozen.params), error, 0.0, None)
         plan = self.plan
-        StudyLink(self.sweep_dir, frozen._trial_id, frozen.number, plan.pruner, plan.max_epochs).finish(record)
+        StudyLink(self.sweep_dir, frozen._trial_id, frozen.number, plan.pruner, plan.max_epochs,
+                  plan.prune_after).finish(record)
         self.on_invalid(record)
 
     def _task(self, trial_id: int, number: int, params: dict[str, Any]) -> TrialTask:
         plan = self.plan
         config = plan.config(values_from_params(plan, params))
         name = trial_name(number)
-        link = StudyLink(self.sweep_dir, trial_id, number, plan.pruner, plan.max_epochs)
+        link = StudyLink(self.sweep_dir, trial_id, number, plan.pruner, plan.max_epochs, plan.prune_after)
         return TrialTask(name, trial_params(plan, params), config, self.sweep_dir / name,
                          self.data_dirs[config.dataset], self.threads, f"{self.command} (trial {name})",
                          self.cache_dir, study=link)

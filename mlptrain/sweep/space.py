@@ -11,6 +11,7 @@ A spec with ``search:`` instead of ``grid:`` (see ``SEARCH_KEYS``)::
     trials: 20
     sampler: tpe          # SAMPLERS
     pruner: median        # PRUNERS
+    prune_after: 3        # epochs every trial runs before the pruner may stop it (default 1)
     time_budget: 900      # seconds: no trial starts after this (optional)
     sampler_seed: 0
 
@@ -86,6 +87,7 @@ class SearchPlan:
     sampler_seed: int
     datasets: list[str]  # every data set a trial may train on, in first-use order
     max_epochs: int
+    prune_after: int = 1  # epochs every trial runs before the pruner may stop it
 
     @property
     def varying(self) -> list[str]:
@@ -99,12 +101,14 @@ class SearchPlan:
         """The spec as plain JSON values, for ``sweep.json`` (trials and time_budget may change on a re-run)."""
         return {"base": {k: plain(v) for k, v in self.base.items()},
                 "search": {dim.key: dim.record() for dim in self.space},
-                "sampler": self.sampler, "pruner": self.pruner, "sampler_seed": self.sampler_seed}
+                "sampler": self.sampler, "pruner": self.pruner, "sampler_seed": self.sampler_seed,
+                **({"prune_after": self.prune_after} if self.prune_after != 1 else {})}
 
     def describe(self) -> str:
         budget = f", at most {self.time_budget:g} s" if self.time_budget else ""
+        after = f" after {self.prune_after} epochs" if self.prune_after != 1 else ""
         return (f"search of {', '.join(self.varying)}: {self.trials} trials ({self.sampler} sampler, "
-                f"{self.pruner} pruner{budget})")
+                f"{self.pruner} pruner{after}{budget})")
 
     def config(self, values: dict[str, Any]) -> Config:
         """A trial's whole config: the base, then the drawn values (ConfigError naming them if they clash)."""
@@ -141,8 +145,10 @@ def load_search(path: Path) -> SearchPlan:
                       _budget(raw.get("time_budget"), path), _sampler_seed(raw.get("sampler_seed", 0), path),
                       [], 0)
     configs = _edge_configs(plan)
+    max_epochs = max(c.epochs for c in configs)
     return SearchPlan(**{**vars(plan), "datasets": list(dict.fromkeys(c.dataset for c in configs)),
-                         "max_epochs": max(c.epochs for c in configs)})
+                         "max_epochs": max_epochs,
+                         "prune_after": _prune_after(raw.get("prune_after", 1), plan.pruner, max_epochs, path)})
 
 
 def _search_mapping(value: Any, path: Path) -> dict[str, Any]:
@@ -242,6 +248,19 @@ def _budget(value: Any, path: Path) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise ConfigError(f"{path}: time_budget must be a number of seconds above 0, got {value!r}")
     return float(value)
+
+
+def _prune_after(value: Any, pruner: str, max_epochs: int, path: Path) -> int:
+    """Epochs before the pruner may stop a trial: at least 1, and fewer than the trials' epochs."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path}: prune_after must be a whole number of epochs from 1, got {value!r}")
+    if value != 1 and pruner == "none":
+        raise ConfigError(f"{path}: prune_after {value} with pruner: none prunes nothing; choose a pruner "
+                          f"({', '.join(p for p in PRUNERS if p != 'none')}) or leave prune_after out")
+    if value >= max_epochs and value != 1:
+        raise ConfigError(f"{path}: prune_after {value} is not below the trials' {max_epochs} epochs, so nothing "
+                          "would be pruned; lower it, or use pruner: none")
+    return value
 
 
 def _sampler_seed(value: Any, path: Path) -> int:

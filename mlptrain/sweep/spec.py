@@ -48,10 +48,11 @@ SPEC_KEYS = {  # top-level key -> what it means (also the "unknown key" message'
     "trials": "search: how many trials",
     "sampler": "search: how the next point is drawn",
     "pruner": "search: which trials stop early",
+    "prune_after": "search: epochs every trial runs before the pruner may stop it",
     "time_budget": "search: seconds after which no trial starts",
     "sampler_seed": "search: seed of the sampler",
 }
-SEARCH_ONLY = ("search", "trials", "sampler", "pruner", "time_budget", "sampler_seed")
+SEARCH_ONLY = ("search", "trials", "sampler", "pruner", "prune_after", "time_budget", "sampler_seed")
 SPEC_FORMAT = 1
 NAME_VALUE_MAX = 40  # longer values are shortened to a prefix plus a hash in trial names
 SAFE = re.compile(r"[^A-Za-z0-9._+-]")

@@ -55,12 +55,14 @@ def make_sampler(name: str, seed: int, parallel: bool) -> Any:
         return table[name]()
 
 
-def make_pruner(name: str, max_epochs: int) -> Any:
-    """PRUNERS' entry ``name``; a trial's steps are its epochs."""
+def make_pruner(name: str, max_epochs: int, after: int = 1) -> Any:
+    """PRUNERS' entry ``name``, stopping no trial before its epoch ``after``; a trial's steps are its epochs."""
     optuna = import_optuna()
     table = {"none": optuna.pruners.NopPruner,
-             "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP),
-             "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 2))}
+             # a step is reported after each epoch, numbered from 1: steps below n_warmup_steps are never pruned
+             "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP, n_warmup_steps=after),
+             "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=after,
+                                                                 max_resource=max(max_epochs, after + 1))}
     assert set(table) == set(PRUNERS)
     return table[name]()
 
@@ -108,16 +110,17 @@ class StudyLink:
     number: int
     pruner: str
     max_epochs: int
+    prune_after: int = 1
 
     def _study(self) -> Any:
         """The study, loaded once per worker process and journal file (the inode: a study replaced by
         --overwrite in the same directory is another one to a long-lived Dask worker)."""
         journal = (self.sweep_dir / STUDY_FILE).stat()
-        key = (str(self.sweep_dir), journal.st_dev, journal.st_ino, self.pruner, self.max_epochs)
+        key = (str(self.sweep_dir), journal.st_dev, journal.st_ino, self.pruner, self.max_epochs, self.prune_after)
         if key not in _STUDY:
             _STUDY.clear()
             _STUDY[key] = import_optuna().load_study(study_name=STUDY_NAME, storage=storage(self.sweep_dir),
-                                                     pruner=make_pruner(self.pruner, self.max_epochs))
+                                                     pruner=make_pruner(self.pruner, self.max_epochs, self.prune_after))
         return _STUDY[key]
 
     def on_epoch(self, metrics: dict[str, Any]) -> None:
@@ -144,7 +147,8 @@ class StudyLink:
 def open_study(plan: SearchPlan, sweep_dir: Path) -> Any:
     """Create the study in the sweep directory, or load it (its sampler is set per trial: ``ask``)."""
     return import_optuna().create_study(study_name=STUDY_NAME, storage=storage(sweep_dir), direction="maximize",
-                                        load_if_exists=True, pruner=make_pruner(plan.pruner, plan.max_epochs))
+                                        load_if_exists=True,
+                                        pruner=make_pruner(plan.pruner, plan.max_epochs, plan.prune_after))
 
 
 def ask(study: Any, plan: SearchPlan, parallel: bool) -> Any:
