@@ -44,6 +44,8 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     # With data augmentation (issue 18): the shipped configs and the candidates they were chosen against.
     "mnist-augment": ("mnist", ["--config", str(CONFIGS / "mnist-augment.yaml")]),
     "fashion-augment": ("fashion-mnist", ["--config", str(CONFIGS / "fashion-augment.yaml")]),
+    # Found by the Optuna search search-fashion, with a long run's dropout (docs/results.md, "Searched with Optuna").
+    "fashion-search": ("fashion-mnist", ["--config", str(CONFIGS / "fashion-search.yaml")]),
     "fashion-augment-candidate-ls": ("fashion-mnist", ["--config", str(CONFIGS / "fashion-augment.yaml"),
                                                        "--label-smoothing", "0.1"]),
     # Without augmentation, the 15-minute budget: mnist-best with label smoothing (issue 18's last item).
