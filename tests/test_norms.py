@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from trainkit import whole_and_resumed
 
 from mlptrain.cli import cli
 from mlptrain.config import build_config, default_init
@@ -179,16 +180,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory):
     {"norm": "batch", "nesterov": True, "momentum": 0.05, "input_dropout": 0.1},
 ], ids=["batch-sgd", "layer-adamw", "batch-adam-dropout-float64", "batch-nesterov"])
 def test_resume_with_a_norm_is_bit_identical_running_statistics_included(tiny_data, values: dict) -> None:
-    cfg = tiny_config(**values)
-    whole = fit(cfg, tiny_data)
-    first = Trainer(cfg, tiny_data)
-    for _ in range(2):
-        first.run_epoch()
-    snapshot = {k: v.copy() for k, v in first.state_arrays().items()}
-    second = Trainer(cfg, tiny_data)
-    second.restore(snapshot)
-    while not second.finished:
-        second.run_epoch()
+    whole, second = whole_and_resumed(tiny_config(**values), tiny_data, epochs_before=2)
     assert [m["val_loss"] for m in second.progress.history] == [m["val_loss"] for m in whole.progress.history]
     variables = whole.final_network().variables()
     assert len(variables) == 6 + 4 + (4 if values["norm"] == "batch" else 0)  # W, b; scale, shift; statistics

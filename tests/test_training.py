@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from trainkit import whole_and_resumed
 
 from mlptrain.cli import cli
 from mlptrain.config import build_config, default_init
@@ -338,16 +339,7 @@ def test_the_early_stopping_reason_counts_its_epochs_right(tiny_data, patience: 
     ids=["sgd", "adamw", "everything", "augment-affine-elastic", "augment-shift-smoothing"],
 )
 def test_restored_trainer_continues_exactly(tiny_data, values: dict) -> None:
-    cfg = config(**values)
-    whole = fit(cfg, tiny_data)
-    first = Trainer(cfg, tiny_data)
-    for _ in range(3):
-        first.run_epoch()
-    snapshot = {k: v.copy() for k, v in first.state_arrays().items()}
-    second = Trainer(cfg, tiny_data)
-    second.restore(snapshot)
-    while not second.finished:
-        second.run_epoch()
+    whole, second = whole_and_resumed(config(**values), tiny_data, epochs_before=3)
     strip = [{k: v for k, v in m.items() if k != "seconds"} for m in whole.progress.history]
     assert [{k: v for k, v in m.items() if k != "seconds"} for m in second.progress.history] == strip
     for a, b in zip(whole.final_network().parameters(), second.final_network().parameters()):
